@@ -1,0 +1,1 @@
+//! Prepaid token credits: the business rules, with no Spin in sight.

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every test of the project: the domain rules, the HTTP contract, the local
+# runtime, the real components end to end over HTTP, and the dashboard in Chromium.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Automatic toolchain installs may be off (RUSTUP_AUTO_INSTALL=0): ask for the target.
+rustup target add wasm32-wasip2
+
+# Build the runtime, then every component of spin.toml the way `spin build` does.
+cargo build -p minispin
+target/debug/minispin build --file spin.toml
+
+cargo test --no-fail-fast
+
+if [ -x scripts/browser-test.sh ]; then
+  scripts/browser-test.sh
+fi

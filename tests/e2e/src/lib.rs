@@ -1,0 +1,1 @@
+//! End-to-end tests: the real components, served by minispin, driven over HTTP.
