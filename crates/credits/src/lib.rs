@@ -1,1 +1,53 @@
-//! Prepaid token credits: the business rules, with no Spin in sight.
+//! Prepaid AI-token credits: plans, packs, ledger, refunds and auto-recharge.
+//!
+//! The business rules of the product, with no Spin in sight: storage, payments and
+//! time come in through small ports ([`Database`], [`KeyValue`],
+//! [`PaymentProvider`], [`Clock`]), so the same code and SQL run natively in tests
+//! and inside the Spin components.
+
+mod account;
+mod audit;
+mod catalog;
+mod clock;
+mod error;
+mod history;
+mod idempotency;
+mod ids;
+mod labels;
+mod ledger;
+mod money;
+mod payment;
+mod purchase;
+mod recharge;
+pub mod schema;
+mod service;
+mod store;
+mod time;
+mod tokens;
+mod transaction;
+mod usage;
+
+#[cfg(feature = "native")]
+pub mod native;
+
+pub use account::{CreatedAccount, SavedPaymentMethod, secret_hash, secrets_match};
+pub use catalog::{Pack, PackListing, Plan};
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use error::{CreditsError, Result};
+pub use history::{AccountSummary, HistoryPage, HistoryQuery, PlanUsage, Statement};
+pub use idempotency::{Idempotency, IdempotencyKey, fingerprint};
+pub use ids::{AccountId, TransactionId};
+pub use labels::{Operation, Reason, Resource};
+pub use ledger::{DeductionReceipt, DeductionRequest, RefundReceipt, RefundRequest};
+pub use money::Eur;
+pub use payment::{Charge, ChargeOutcome, PaymentMethodId, PaymentProvider, SandboxPayments};
+pub use purchase::{CreditBalance, PurchaseReceipt};
+pub use recharge::{
+    RechargeError, RechargeOutcome, RechargeReport, RechargeSettings, RechargeSettingsView,
+};
+pub use service::{Credits, Replayable};
+pub use store::{Database, DbError, KeyValue, NoCache, Row, Value};
+pub use time::{Month, Timestamp};
+pub use tokens::{MAX_JSON_TOKENS, TokenAmount};
+pub use transaction::{PurchaseSource, Transaction, TransactionKind};
+pub use usage::{UsageGroup, UsageGrouping, UsageQuery, UsageReport};

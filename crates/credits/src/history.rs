@@ -1,0 +1,236 @@
+//! The account summary and the transaction history, newest first, paged by a
+//! cursor that stays stable while new entries are written.
+
+use serde::Serialize;
+
+use crate::error::{CreditsError, Result};
+use crate::ids::{AccountId, TransactionId};
+use crate::purchase::CreditBalance;
+use crate::recharge::RechargeSettingsView;
+use crate::service::Credits;
+use crate::store::Value;
+use crate::time::Timestamp;
+use crate::tokens;
+use crate::transaction::{Transaction, TransactionKind, tx_columns};
+
+/// Page size bounds of the history.
+pub const MAX_PAGE: u32 = 200;
+pub const DEFAULT_PAGE: u32 = 50;
+
+/// The plan part of the summary: this month's allocation and its use.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanUsage {
+    pub name: String,
+    pub monthly_tokens: u64,
+    pub used_tokens: u64,
+    pub remaining_tokens: u64,
+    pub period_start: Timestamp,
+    pub period_end: Timestamp,
+}
+
+/// Balance, plan and auto-recharge of one account.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AccountSummary {
+    pub account_id: AccountId,
+    pub plan: PlanUsage,
+    pub credits: CreditBalance,
+    pub available_tokens: u64,
+    pub auto_recharge: RechargeSettingsView,
+    /// Extension: the saved payment method, so the dashboard can show it.
+    pub payment_method: Option<String>,
+}
+
+/// `GET /api/billing/credits`: the summary and one page of history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Statement {
+    #[serde(flatten)]
+    pub summary: AccountSummary,
+    #[serde(flatten)]
+    pub page: HistoryPage,
+}
+
+/// One page of transactions.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryPage {
+    pub transactions: Vec<Transaction>,
+    pub next_cursor: Option<String>,
+}
+
+/// Which page of which transactions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryQuery {
+    limit: u32,
+    cursor: Option<String>,
+    kind: Option<TransactionKind>,
+    project: Option<String>,
+}
+
+impl Default for HistoryQuery {
+    fn default() -> Self {
+        Self {
+            limit: DEFAULT_PAGE,
+            cursor: None,
+            kind: None,
+            project: None,
+        }
+    }
+}
+
+impl HistoryQuery {
+    /// `limit` must be 1–200 (default 50); the cursor is checked against the
+    /// account's history when the page is read.
+    pub fn new(
+        limit: Option<u32>,
+        cursor: Option<String>,
+        kind: Option<TransactionKind>,
+        project: Option<String>,
+    ) -> Result<Self> {
+        let limit = limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(CreditsError::invalid(format!("limit must be 1-{MAX_PAGE}")));
+        }
+        Ok(Self {
+            limit,
+            cursor,
+            kind,
+            project,
+        })
+    }
+}
+
+// One statement per filter combination, so each uses its own index.
+const PAGE_ALL: &str = concat!(
+    "SELECT ",
+    tx_columns!(),
+    " FROM ledger WHERE account_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
+);
+const PAGE_BY_KIND: &str = concat!(
+    "SELECT ",
+    tx_columns!(),
+    " FROM ledger WHERE account_id = ?1 AND kind = ?4 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
+);
+const PAGE_BY_PROJECT: &str = concat!(
+    "SELECT ",
+    tx_columns!(),
+    " FROM ledger WHERE account_id = ?1 AND project = ?4 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
+);
+const PAGE_BY_KIND_AND_PROJECT: &str = concat!(
+    "SELECT ",
+    tx_columns!(),
+    " FROM ledger WHERE account_id = ?1 AND project = ?5 AND kind = ?4 AND seq < ?2
+      ORDER BY seq DESC LIMIT ?3"
+);
+
+impl Credits<'_> {
+    /// Plan, credits, availability and auto-recharge settings.
+    pub fn summary(&self, account: &AccountId) -> Result<AccountSummary> {
+        let month = self.now().month();
+        let rows = self.db.execute(
+            "SELECT a.plan, a.monthly_tokens, COALESCE(u.used_tokens, 0), a.credit_balance, a.payment_method
+             FROM accounts a
+             LEFT JOIN plan_usage u ON u.account_id = a.id AND u.period = ?2
+             WHERE a.id = ?1",
+            &[account.as_str().into(), month.key().into()],
+        )?;
+        let row = rows.first().ok_or(CreditsError::NotFound("account"))?;
+        let monthly_tokens = row.tokens(1)?;
+        let used_tokens = row.tokens(2)?;
+        let remaining_tokens = monthly_tokens.saturating_sub(used_tokens);
+        let balance_tokens = row.tokens(3)?;
+        Ok(AccountSummary {
+            account_id: account.clone(),
+            plan: PlanUsage {
+                name: row.text(0)?.to_owned(),
+                monthly_tokens,
+                used_tokens,
+                remaining_tokens,
+                period_start: month.start(),
+                period_end: month.end(),
+            },
+            credits: CreditBalance { balance_tokens },
+            available_tokens: tokens::add(remaining_tokens, balance_tokens)?,
+            auto_recharge: self.recharge_settings(account)?,
+            payment_method: row.opt_text(4)?.map(str::to_owned),
+        })
+    }
+
+    /// Plan remainder plus credits, right now.
+    pub fn available_tokens(&self, account: &AccountId) -> Result<u64> {
+        let rows = self.db.execute(
+            "SELECT MAX(0, a.monthly_tokens - COALESCE(u.used_tokens, 0)) + a.credit_balance
+             FROM accounts a
+             LEFT JOIN plan_usage u ON u.account_id = a.id AND u.period = ?2
+             WHERE a.id = ?1",
+            &[account.as_str().into(), self.now().month().key().into()],
+        )?;
+        rows.first()
+            .ok_or(CreditsError::NotFound("account"))?
+            .tokens(0)
+            .map_err(Into::into)
+    }
+
+    /// The summary with one page of history.
+    pub fn statement(&self, account: &AccountId, query: &HistoryQuery) -> Result<Statement> {
+        let summary = self.summary(account)?;
+        let page = self.history(account, query)?;
+        Ok(Statement { summary, page })
+    }
+
+    /// One page of history, newest first. The cursor is the id of the last entry of
+    /// the previous page; entries written meanwhile sort before it, so paging on
+    /// returns every entry exactly once.
+    pub fn history(&self, account: &AccountId, query: &HistoryQuery) -> Result<HistoryPage> {
+        let before = match &query.cursor {
+            None => i64::MAX,
+            Some(cursor) => self.cursor_position(account, cursor)?,
+        };
+        let mut params = vec![
+            account.as_str().into(),
+            Value::Integer(before),
+            Value::Integer(i64::from(query.limit) + 1),
+        ];
+        // Statements take exactly the parameters they name.
+        let sql = match (query.kind, &query.project) {
+            (None, None) => PAGE_ALL,
+            (Some(kind), None) => {
+                params.push(kind.as_str().into());
+                PAGE_BY_KIND
+            }
+            (None, Some(project)) => {
+                params.push(project.as_str().into());
+                PAGE_BY_PROJECT
+            }
+            (Some(kind), Some(project)) => {
+                params.extend([kind.as_str().into(), project.as_str().into()]);
+                PAGE_BY_KIND_AND_PROJECT
+            }
+        };
+        let rows = self.db.execute(sql, &params)?;
+        let more = rows.len() > query.limit as usize;
+        let transactions = rows
+            .iter()
+            .take(query.limit as usize)
+            .map(Transaction::from_row)
+            .collect::<Result<Vec<_>>>()?;
+        let next_cursor = if more {
+            transactions.last().map(|t| t.id().to_string())
+        } else {
+            None
+        };
+        Ok(HistoryPage {
+            transactions,
+            next_cursor,
+        })
+    }
+
+    fn cursor_position(&self, account: &AccountId, cursor: &str) -> Result<i64> {
+        let invalid = || CreditsError::invalid("cursor is not one this history returned");
+        let id = TransactionId::parse(cursor).ok_or_else(invalid)?;
+        let rows = self.db.execute(
+            "SELECT seq FROM ledger WHERE seq = ?1 AND account_id = ?2",
+            &[Value::Integer(id.seq()), account.as_str().into()],
+        )?;
+        rows.first().ok_or_else(invalid)?;
+        Ok(id.seq())
+    }
+}

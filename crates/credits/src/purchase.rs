@@ -1,0 +1,252 @@
+//! Buying credit packs: record the attempt, charge, then grant.
+//!
+//! The attempt is written before the charge and the grant only after it, each one
+//! statement: a crash between steps leaves a `pending` purchase that is re-driven
+//! later (the charge's idempotency key is the purchase id, so the provider never
+//! charges twice; the grant is conditional on `pending`, so it never grants twice).
+
+use serde::Serialize;
+
+use crate::catalog::Pack;
+use crate::error::{CreditsError, Result};
+use crate::idempotency::Idempotency;
+use crate::ids::{AccountId, random_hex};
+use crate::ledger::check_fingerprint;
+use crate::money::Eur;
+use crate::payment::{Charge, ChargeOutcome};
+use crate::service::{Credits, Replayable};
+use crate::store::Value;
+use crate::time::Timestamp;
+use crate::transaction::{TX_COLUMN_COUNT, Transaction, tx_columns};
+
+/// What a purchase answers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PurchaseReceipt {
+    pub transaction: Transaction,
+    pub credits: CreditBalance,
+}
+
+/// The prepaid credit balance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CreditBalance {
+    pub balance_tokens: u64,
+}
+
+/// A purchase attempt that has not been granted or declined yet.
+pub(crate) struct PendingPurchase {
+    pub id: String,
+    pub payment_method: String,
+    pub amount: Eur,
+}
+
+/// How a settled purchase ended.
+pub(crate) enum Settlement {
+    Granted(PurchaseReceipt),
+    Declined(String),
+}
+
+const GRANT: &str = concat!(
+    "INSERT INTO ledger (account_id, kind, tokens, plan_tokens, credit_tokens, purchase_id,
+                         source, pack, amount_cents, credit_balance_after, created_at)
+     SELECT p.account_id, 'purchase', p.tokens, 0, p.tokens, p.id,
+            p.source, p.pack, p.amount_cents, a.credit_balance + p.tokens, ?2
+     FROM purchases p JOIN accounts a ON a.id = p.account_id
+     WHERE p.id = ?1 AND p.status = 'pending'
+     RETURNING ",
+    tx_columns!(),
+    ", credit_balance_after"
+);
+
+const GRANTED: &str = concat!(
+    "SELECT ",
+    tx_columns!(),
+    ", credit_balance_after FROM ledger WHERE purchase_id = ?1"
+);
+
+impl Credits<'_> {
+    /// Buys a pack with the saved payment method.
+    pub fn purchase(
+        &self,
+        account: &AccountId,
+        pack: Pack,
+        idem: Option<&Idempotency>,
+    ) -> Result<Replayable<PurchaseReceipt>> {
+        if let Some(idem) = idem {
+            if let Some(replay) = self.purchase_replay(account, idem)? {
+                return replay.map(Replayable::replayed);
+            }
+        }
+        self.check_may_buy(account)?;
+        let now = self.now();
+        let result = self.db.execute(
+            "INSERT INTO purchases (id, account_id, source, pack, tokens, amount_cents, payment_method,
+                                    status, idempotency_key, request_hash, period, created_at, updated_at)
+             SELECT ?1, a.id, 'manual', ?3, ?4, ?5, a.payment_method,
+                    'pending', ?6, ?7, ?8, ?9, ?9
+             FROM accounts a
+             WHERE a.id = ?2 AND a.plan <> 'free' AND a.payment_method IS NOT NULL
+             RETURNING id, payment_method, amount_cents",
+            &[
+                format!("pu_{}", random_hex(16)?).into(),
+                account.as_str().into(),
+                pack.id().into(),
+                Value::Integer(crate::tokens::to_sql(pack.tokens())?),
+                Value::Integer(pack.price().cents()),
+                idem.map(|i| i.key.as_str()).into(),
+                idem.map(|i| i.fingerprint.as_str()).into(),
+                now.month().key().into(),
+                Value::Integer(now.millis()),
+            ],
+        );
+        let rows = match (result, idem) {
+            (Err(e), Some(idem)) if e.is_unique_violation() => {
+                let replay = self.purchase_replay(account, idem)?;
+                return replay
+                    .ok_or_else(|| CreditsError::Internal("idempotent purchase vanished".into()))?
+                    .map(Replayable::replayed);
+            }
+            (result, _) => result?,
+        };
+        let Some(row) = rows.first() else {
+            // The plan or payment method changed since the check above.
+            self.check_may_buy(account)?;
+            return Err(CreditsError::Internal(
+                "purchase refused by the database".into(),
+            ));
+        };
+        let pending = PendingPurchase {
+            id: row.text(0)?.to_owned(),
+            payment_method: row.text(1)?.to_owned(),
+            amount: Eur::from_cents(row.int(2)?),
+        };
+        match self.settle(&pending)? {
+            Settlement::Granted(receipt) => Ok(Replayable::fresh(receipt)),
+            Settlement::Declined(message) => Err(CreditsError::PaymentFailed(message)),
+        }
+    }
+
+    /// A free plan may not buy (checked before the payment method).
+    fn check_may_buy(&self, account: &AccountId) -> Result<()> {
+        let owner = self.require_account(account)?;
+        if !owner.plan.may_buy_credits() {
+            return Err(CreditsError::PlanUpgradeRequired("buy credits"));
+        }
+        if owner.payment_method.is_none() {
+            return Err(CreditsError::PaymentMethodRequired);
+        }
+        Ok(())
+    }
+
+    /// The answer of an earlier purchase with this key: its grant, its decline, or
+    /// (if it never finished) the outcome of finishing it now.
+    fn purchase_replay(
+        &self,
+        account: &AccountId,
+        idem: &Idempotency,
+    ) -> Result<Option<Result<PurchaseReceipt>>> {
+        let rows = self.db.execute(
+            "SELECT id, payment_method, amount_cents, status, failure_message, request_hash
+             FROM purchases WHERE account_id = ?1 AND idempotency_key = ?2",
+            &[account.as_str().into(), idem.key.as_str().into()],
+        )?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        check_fingerprint(row, 5, idem)?;
+        let pending = PendingPurchase {
+            id: row.text(0)?.to_owned(),
+            payment_method: row.text(1)?.to_owned(),
+            amount: Eur::from_cents(row.int(2)?),
+        };
+        Ok(Some(match (row.text(3)?, row.opt_text(4)?) {
+            ("failed", message) => Err(CreditsError::PaymentFailed(
+                message.unwrap_or("declined").to_owned(),
+            )),
+            _ => match self.settle(&pending)? {
+                Settlement::Granted(receipt) => Ok(receipt),
+                Settlement::Declined(message) => Err(CreditsError::PaymentFailed(message)),
+            },
+        }))
+    }
+
+    /// Charges a pending purchase (idempotently) and grants or declines it. Safe to
+    /// run any number of times, concurrently: the first grant or decline wins.
+    pub(crate) fn settle(&self, purchase: &PendingPurchase) -> Result<Settlement> {
+        if let Some(receipt) = self.granted(&purchase.id)? {
+            return Ok(Settlement::Granted(receipt));
+        }
+        let outcome = self.payments.charge(&Charge {
+            idempotency_key: &purchase.id,
+            payment_method: &purchase.payment_method,
+            amount: purchase.amount,
+        })?;
+        let now = self.now();
+        match outcome {
+            ChargeOutcome::Succeeded => {
+                let result = self.db.execute(
+                    GRANT,
+                    &[purchase.id.as_str().into(), Value::Integer(now.millis())],
+                );
+                match result {
+                    Ok(rows) if !rows.is_empty() => Ok(Settlement::Granted(receipt(&rows[0])?)),
+                    Err(e) if !e.is_unique_violation() => Err(e.into()),
+                    // Granted by a racing settle in the meantime.
+                    _ => self
+                        .granted(&purchase.id)?
+                        .map(Settlement::Granted)
+                        .ok_or_else(|| {
+                            CreditsError::Internal(format!(
+                                "purchase {} is not pending",
+                                purchase.id
+                            ))
+                        }),
+                }
+            }
+            ChargeOutcome::Declined { message } => {
+                self.db.execute(
+                    "UPDATE purchases SET status = 'failed', failure_message = ?2, updated_at = ?3
+                     WHERE id = ?1 AND status = 'pending'",
+                    &[
+                        purchase.id.as_str().into(),
+                        message.as_str().into(),
+                        Value::Integer(now.millis()),
+                    ],
+                )?;
+                Ok(Settlement::Declined(message))
+            }
+        }
+    }
+
+    fn granted(&self, purchase_id: &str) -> Result<Option<PurchaseReceipt>> {
+        let rows = self.db.execute(GRANTED, &[purchase_id.into()])?;
+        rows.first().map(receipt).transpose()
+    }
+
+    /// Finishes purchases left pending since before `older_than` (a crash between
+    /// charge and grant, a provider that did not answer). Returns how many.
+    pub fn settle_stale_purchases(&self, older_than: Timestamp) -> Result<usize> {
+        let rows = self.db.execute(
+            "SELECT id, payment_method, amount_cents FROM purchases
+             WHERE status = 'pending' AND created_at <= ?1 ORDER BY created_at LIMIT 100",
+            &[Value::Integer(older_than.millis())],
+        )?;
+        for row in &rows {
+            let pending = PendingPurchase {
+                id: row.text(0)?.to_owned(),
+                payment_method: row.text(1)?.to_owned(),
+                amount: Eur::from_cents(row.int(2)?),
+            };
+            self.settle(&pending)?;
+        }
+        Ok(rows.len())
+    }
+}
+
+fn receipt(row: &crate::store::Row) -> Result<PurchaseReceipt> {
+    Ok(PurchaseReceipt {
+        transaction: Transaction::from_row(row)?,
+        credits: CreditBalance {
+            balance_tokens: row.tokens(TX_COLUMN_COUNT)?,
+        },
+    })
+}
