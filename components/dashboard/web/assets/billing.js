@@ -1,0 +1,88 @@
+// Settings → Billing: the overview cards, the usage charts and the upgrade hint.
+
+import * as api from './api.js';
+import { $, text, replace } from './dom.js';
+import { dailyChart, projectChart } from './chart.js';
+import * as fmt from './format.js';
+
+/** Monthly allocations of the plans (API.md, "Catalog"), in upgrade order. */
+export const PLANS = [
+  { name: 'free', title: 'Free', monthly: 100_000 },
+  { name: 'pro', title: 'Pro', monthly: 2_000_000 },
+  { name: 'team', title: 'Team', monthly: 10_000_000 },
+];
+
+function planTitle(name) {
+  return PLANS.find((p) => p.name === name)?.title ?? fmt.titleCase(name);
+}
+
+/** Fills the overview cards from GET /api/billing/credits. */
+export function renderOverview(summary) {
+  const { plan, credits } = summary;
+  text('plan-name', planTitle(plan.name));
+  text('plan-used', fmt.tokens(plan.used_tokens));
+  text('plan-monthly', fmt.tokens(plan.monthly_tokens));
+  text('plan-remaining', fmt.tokens(plan.remaining_tokens));
+  const renews = $('plan-renews');
+  renews.dateTime = plan.period_end;
+  renews.textContent = fmt.date(plan.period_end);
+  const bar = $('plan-bar');
+  bar.max = Math.max(plan.monthly_tokens, 1);
+  bar.value = Math.min(plan.used_tokens, plan.monthly_tokens);
+  bar.classList.toggle('full', plan.remaining_tokens === 0);
+  text('credit-balance', fmt.tokens(credits.balance_tokens));
+  text('available-tokens', fmt.tokens(summary.available_tokens));
+}
+
+/** Draws the per-day chart for the plan's current period and the per-project bars. */
+export function renderUsage(byDay, byProject, summary) {
+  const start = summary?.plan.period_start ?? byDay.from;
+  const end = summary?.plan.period_end ?? byDay.to;
+  replace($('usage-day-chart'), dailyChart(byDay.groups, start, end));
+  replace($('usage-project-chart'), projectChart(byProject.groups));
+}
+
+/**
+ * What this month's transactions add up to: credit tokens used (deductions' credit
+ * part, less what refunds returned to credits) and money spent on packs. Pages through
+ * the history, newest first, until it reaches the previous month.
+ */
+export async function monthStats(summary, maxPages = 10) {
+  const since = Date.parse(summary.plan.period_start);
+  let creditTokens = 0;
+  let purchaseCents = 0;
+  let cursor;
+  for (let page = 0; page < maxPages; page += 1) {
+    const { transactions, next_cursor: next } = await api.getCredits({ limit: 200, cursor });
+    for (const tx of transactions) {
+      if (Date.parse(tx.created_at) < since) return { creditTokens, purchaseCents };
+      if (tx.type === 'deduction') creditTokens += tx.credit_tokens ?? 0;
+      if (tx.type === 'refund') creditTokens -= tx.credit_tokens ?? 0;
+      if (tx.type === 'purchase') purchaseCents += fmt.cents(tx.amount_eur) ?? 0;
+    }
+    if (!next) break;
+    cursor = next;
+  }
+  return { creditTokens, purchaseCents };
+}
+
+/**
+ * Says so when this month's credit use suggests the next plan would serve better:
+ * credit tokens used reached half of the extra allocation the next plan includes.
+ */
+export function renderUpgradeHint(summary, stats) {
+  const index = PLANS.findIndex((p) => p.name === summary.plan.name);
+  const next = index >= 0 ? PLANS[index + 1] : undefined;
+  const hint = $('upgrade-hint');
+  if (!next || stats.creditTokens <= 0 || stats.creditTokens < (next.monthly - summary.plan.monthly_tokens) / 2) {
+    hint.hidden = true;
+    return;
+  }
+  const spent = stats.purchaseCents > 0 ? ` and bought ${fmt.euros(stats.purchaseCents)} of credit packs` : '';
+  text('upgrade-hint-text',
+    `This month you used ${fmt.tokens(stats.creditTokens)} tokens from credits on top of your `
+    + `${planTitle(summary.plan.name)} plan's ${fmt.tokens(summary.plan.monthly_tokens)}${spent}. `
+    + `The ${next.title} plan includes ${fmt.tokens(next.monthly)} tokens a month. `
+    + 'If you consistently need credits, upgrading may be more cost-effective.');
+  hint.hidden = false;
+}

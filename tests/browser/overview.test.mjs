@@ -1,0 +1,97 @@
+// Signing in and the Billing overview: plan, allocation, balance, total, upgrade hint.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { useBrowser, openPage, signIn, accounts, screenshotPath } from './lib/browser.mjs';
+import { account, BASE_URL } from './lib/api.mjs';
+
+const shared = useBrowser();
+const fmt = (n) => n.toLocaleString('en-US');
+
+test('a wrong key is refused with a message and nothing is stored', async () => {
+  const { page, done } = await openPage(shared.browser);
+  await page.goto(`${BASE_URL}/`);
+  await page.getByLabel('Account key').fill('not-a-real-key');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('alert').filter({ hasText: 'was not accepted' }).waitFor();
+  assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+  assert.equal(await page.locator('#app').isVisible(), false);
+  await done();
+});
+
+test('signing in shows the overview, as the API reports it', async () => {
+  const { acme } = await accounts();
+  const api = await account(acme.key).credits('?limit=1');
+  const { page, done } = await openPage(shared.browser);
+  await signIn(page, acme.key);
+
+  assert.equal(await page.locator('#account-id').textContent(), acme.id);
+  assert.equal(await page.locator('#plan-name').textContent(), 'Pro');
+  assert.equal(await page.locator('#plan-used').textContent(), fmt(api.plan.used_tokens));
+  assert.equal(await page.locator('#plan-monthly').textContent(), '2,000,000');
+  assert.equal(await page.locator('#plan-remaining').textContent(), fmt(api.plan.remaining_tokens));
+  assert.equal(await page.locator('#credit-balance').textContent(), fmt(api.credits.balance_tokens));
+  assert.equal(await page.locator('#available-tokens').textContent(), fmt(api.available_tokens));
+  assert.match(await page.locator('#credit-balance').textContent(), /^\d{1,3}(,\d{3})+$/, 'thousands separators');
+  const bar = page.locator('#plan-bar');
+  assert.equal(Number(await bar.getAttribute('max')), 2_000_000);
+  assert.equal(Number(await bar.evaluate((el) => el.value)), api.plan.used_tokens);
+  const renews = new Date(api.plan.period_end);
+  const expected = renews.toLocaleDateString('en-GB', { day: 'numeric', month: 'long', year: 'numeric', timeZone: 'UTC' });
+  assert.equal(await page.locator('#plan-renews').textContent(), expected);
+
+  // 37 deductions used the whole allocation and millions of credit tokens: say upgrading may pay.
+  const hint = page.locator('#upgrade-hint');
+  await hint.waitFor();
+  assert.match(await hint.textContent(), /Team plan includes 10,000,000 tokens a month/);
+  assert.match(await hint.textContent(), /If you consistently need credits, upgrading may be more cost-effective/);
+
+  const shot = screenshotPath('dashboard-overview.png');
+  if (shot) {
+    await page.locator('#usage-day-svg').waitFor();
+    await page.screenshot({ path: shot, fullPage: true });
+  }
+  await done();
+});
+
+test('the key lives in sessionStorage only: kept on reload, gone after sign out', async () => {
+  const { buyer } = await accounts();
+  const { page, done } = await openPage(shared.browser);
+  await signIn(page, buyer.key);
+  assert.equal(await page.evaluate(() => localStorage.length), 0);
+  assert.deepEqual(await page.context().cookies(), []);
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('credits.accountKey')), buyer.key);
+
+  await page.reload();
+  await page.locator('body[data-ready="true"]').waitFor();
+  assert.equal(await page.locator('#account-id').textContent(), buyer.id);
+
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByLabel('Account key').waitFor();
+  assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+  await page.reload();
+  assert.equal(await page.getByLabel('Account key').isVisible(), true);
+  await done();
+});
+
+test('a paid plan that uses no credits gets no upgrade hint', async () => {
+  const { buyer } = await accounts();
+  const { page, done } = await openPage(shared.browser);
+  await signIn(page, buyer.key);
+  assert.equal(await page.locator('#upgrade-hint').isVisible(), false);
+  await done();
+});
+
+test('a narrow screen shows everything without sideways scrolling', async () => {
+  const { acme } = await accounts();
+  const { page, done } = await openPage(shared.browser, { viewport: { width: 375, height: 812 } });
+  await signIn(page, acme.key);
+  await page.locator('#tx-body tr').first().waitFor();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `page is ${overflow}px wider than the screen`);
+  await page.goto(`${BASE_URL}/#/credits`);
+  await page.locator('body[data-ready="true"]').waitFor();
+  const overflowCredits = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflowCredits <= 0, `credits page is ${overflowCredits}px wider than the screen`);
+  await done();
+});

@@ -1,0 +1,88 @@
+// Seeds the accounts the browser tests use, through the service API (and each
+// account's own key where the API needs one). Prints them as JSON:
+//   node seed.mjs > accounts.json
+// History is spread over the current month with X-Test-Clock (the app must run with
+// SPIN_VARIABLE_TEST_CLOCK=true), so the usage chart has a bar per day so far.
+
+import { fileURLToPath } from 'node:url';
+import { service, account, waitForServer } from './lib/api.mjs';
+
+const SIZES = [150_000, 250_000, 200_000, 120_000, 230_000];
+const PROJECTS = ['alpha', 'beta', 'gamma', null];
+const OPERATIONS = ['enrichment', 'hygiene', 'summarize'];
+
+/** The label of the deduction that tries to inject markup: it must show as text. */
+export const XSS = {
+  operation: '<img src=x onerror=alert(1)>',
+  project: '<b>p-xss</b>',
+  session: '"><svg onload=alert(2)>',
+  reason: 'job failed <script>alert(3)</script>',
+};
+
+/** `n` instants spread from the start of this month (UTC) up to a minute ago, in order. */
+function timesThisMonth(n) {
+  const now = Date.now() - 60_000;
+  const d = new Date(now);
+  const start = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1) + 60_000;
+  const span = Math.max(now - start, n);
+  return Array.from({ length: n }, (_, i) => new Date(start + Math.floor((span * i) / n)).toISOString());
+}
+
+/** A pro account with a month of history: purchases, 36 deductions, a refund, a hostile label. */
+async function seedAcme(id) {
+  const acct = await service.createAccount(id, 'pro');
+  const me = account(acct.api_key);
+  const times = timesThisMonth(40);
+  await me.savePaymentMethod('pm_card_visa', times[0]);
+  await me.buy('plus', times[0]);
+  await me.buy('standard', times[1]);
+  let refundable;
+  for (let i = 0; i < 36; i += 1) {
+    const project = PROJECTS[i % PROJECTS.length];
+    const resource = project ? { project, session: `s-${100 + i}` } : {};
+    const { transaction } = await service.deduct({
+      account_id: id, tokens: SIZES[i % SIZES.length], operation: OPERATIONS[i % OPERATIONS.length], resource,
+    }, times[2 + i]);
+    if (i === 30) refundable = transaction;
+  }
+  await service.refund({ account_id: id, deduction_id: refundable.id, tokens: 50_000, reason: XSS.reason }, times[38]);
+  await service.deduct({
+    account_id: id, tokens: 4_242, operation: XSS.operation, resource: { project: XSS.project, session: XSS.session },
+  }, times[39]);
+  return { id, key: acct.api_key, deductions: 37, transactions: 40 };
+}
+
+/** A pro account with a card that works and nothing else. */
+async function seedPro(id, paymentMethod = 'pm_card_visa') {
+  const acct = await service.createAccount(id, 'pro');
+  if (paymentMethod) await account(acct.api_key).savePaymentMethod(paymentMethod);
+  return { id, key: acct.api_key };
+}
+
+/** A pro account that bought a starter pack, then saved a card that is always declined. */
+async function seedDeclined(id) {
+  const acct = await service.createAccount(id, 'pro');
+  const me = account(acct.api_key);
+  await me.savePaymentMethod('pm_card_visa');
+  await me.buy('starter');
+  await me.savePaymentMethod('pm_card_chargeDeclined');
+  return { id, key: acct.api_key };
+}
+
+/** Creates every account the tests use; `suffix` keeps ids unique on a reused server. */
+export async function seed(suffix = process.env.SEED_SUFFIX ?? '') {
+  await waitForServer();
+  return {
+    acme: await seedAcme(`acme${suffix}`),
+    buyer: await seedPro(`buyer${suffix}`),
+    keyboard: await seedPro(`keyboard${suffix}`),
+    recharger: await seedPro(`recharger${suffix}`),
+    payer: await seedPro(`payer${suffix}`, null),
+    declined: await seedDeclined(`declined${suffix}`),
+    free: { id: `free${suffix}`, key: (await service.createAccount(`free${suffix}`, 'free')).api_key },
+  };
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  process.stdout.write(`${JSON.stringify(await seed(), null, 2)}\n`);
+}
