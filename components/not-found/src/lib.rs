@@ -1,1 +1,8 @@
-//! stub
+//! Spin component: the API's JSON 404 for every path no other route claims.
+
+use spin_sdk::http_component;
+
+#[http_component]
+fn handle(req: http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
+    credits_api::routes::not_found::serve(&req)
+}

@@ -1,0 +1,8 @@
+//! Spin component: POST /api/internal/recharge-check, the auto-recharge evaluation on demand.
+
+use spin_sdk::http_component;
+
+#[http_component]
+fn handle(req: http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
+    credits_spin::serve(&req, credits_api::routes::recharge::serve)
+}

@@ -1,0 +1,142 @@
+//! Request bodies as API.md states them, and their conversion into domain types:
+//! validation happens here, once; what passes cannot hold bad values.
+
+use credits::{
+    AccountId, CreditsError, DeductionRequest, Eur, Operation, Pack, PaymentMethodId, Plan, Reason,
+    RechargeSettings, RefundRequest, Resource, TokenAmount,
+};
+use serde::Deserialize;
+
+/// `POST /api/admin/accounts`.
+#[derive(Deserialize)]
+pub(crate) struct NewAccount {
+    account_id: String,
+    plan: Option<String>,
+}
+
+impl NewAccount {
+    pub(crate) fn validate(self) -> Result<(AccountId, Plan), CreditsError> {
+        let plan = self.plan.as_deref().map_or(Ok(Plan::Free), Plan::parse)?;
+        Ok((AccountId::parse(&self.account_id)?, plan))
+    }
+}
+
+/// `PUT /api/admin/accounts/{id}/plan`.
+#[derive(Deserialize)]
+pub(crate) struct PlanChange {
+    plan: String,
+}
+
+impl PlanChange {
+    pub(crate) fn validate(self) -> Result<Plan, CreditsError> {
+        Plan::parse(&self.plan)
+    }
+}
+
+#[derive(Deserialize)]
+struct ResourceBody {
+    project: Option<String>,
+    session: Option<String>,
+}
+
+/// `POST /api/billing/credits/deductions`.
+#[derive(Deserialize)]
+pub(crate) struct Deduction {
+    account_id: String,
+    tokens: u64,
+    operation: String,
+    resource: Option<ResourceBody>,
+}
+
+impl Deduction {
+    pub(crate) fn validate(self) -> Result<DeductionRequest, CreditsError> {
+        let resource = match &self.resource {
+            Some(r) => Resource::parse(r.project.as_deref(), r.session.as_deref())?,
+            None => Resource::default(),
+        };
+        Ok(DeductionRequest {
+            account: AccountId::parse(&self.account_id)?,
+            tokens: TokenAmount::new(self.tokens)?,
+            operation: Operation::parse(&self.operation)?,
+            resource,
+        })
+    }
+}
+
+/// `POST /api/billing/credits/refunds`.
+#[derive(Deserialize)]
+pub(crate) struct Refund {
+    account_id: String,
+    deduction_id: String,
+    tokens: Option<u64>,
+    reason: Option<String>,
+}
+
+impl Refund {
+    pub(crate) fn validate(self) -> Result<RefundRequest, CreditsError> {
+        Ok(RefundRequest {
+            account: AccountId::parse(&self.account_id)?,
+            deduction_id: self.deduction_id,
+            tokens: self.tokens.map(TokenAmount::new).transpose()?,
+            reason: self.reason.as_deref().map(Reason::parse).transpose()?,
+        })
+    }
+}
+
+/// `POST /api/billing/credits/purchases`.
+#[derive(Deserialize)]
+pub(crate) struct Purchase {
+    pack: String,
+}
+
+impl Purchase {
+    pub(crate) fn validate(self) -> Result<Pack, CreditsError> {
+        Pack::parse(&self.pack)
+    }
+}
+
+/// `PUT /api/billing/payment-method`.
+#[derive(Deserialize)]
+pub(crate) struct PaymentMethod {
+    payment_method: String,
+}
+
+impl PaymentMethod {
+    pub(crate) fn validate(self) -> Result<PaymentMethodId, CreditsError> {
+        PaymentMethodId::parse(&self.payment_method)
+    }
+}
+
+/// `PUT /api/billing/credits/auto-recharge`.
+#[derive(Deserialize)]
+pub(crate) struct AutoRecharge {
+    enabled: bool,
+    pack: Option<String>,
+    threshold_tokens: Option<u64>,
+    monthly_limit_eur: Option<String>,
+}
+
+impl AutoRecharge {
+    pub(crate) fn validate(self) -> Result<RechargeSettings, CreditsError> {
+        let threshold = self
+            .threshold_tokens
+            .map(|t| {
+                TokenAmount::new(t)
+                    .map_err(|_| CreditsError::invalid("threshold_tokens must be at least 1"))
+            })
+            .transpose()?;
+        RechargeSettings::new(
+            self.enabled,
+            self.pack.as_deref().map(Pack::parse).transpose()?,
+            threshold,
+            self.monthly_limit_eur
+                .as_deref()
+                .map(|l| {
+                    Eur::parse(l).map_err(|_| {
+                        CreditsError::invalid("monthly_limit_eur must be a string like \"50.00\"")
+                    })
+                })
+                .transpose()?,
+        )
+    }
+}

@@ -1,0 +1,30 @@
+//! The route groups; each Spin component serves one of them.
+
+pub mod accounts;
+pub mod balance;
+pub mod deduct;
+pub mod not_found;
+pub mod purchase;
+pub mod recharge;
+pub mod settings;
+
+use crate::{Env, Request, Response};
+
+/// Dispatches any API path to its group, as `spin.toml` routes them. For native
+/// tests and single-binary hosts; on Spin each group is its own component.
+pub fn serve(env: &Env<'_>, req: &Request) -> Response {
+    let path = req.uri().path();
+    let group: fn(&Env<'_>, &Request) -> Response = match path {
+        "/api/admin/accounts" => accounts::serve,
+        p if p.starts_with("/api/admin/accounts/") => accounts::serve,
+        "/api/billing/credits" | "/api/billing/credits/usage" | "/api/billing/credits/packs" => {
+            balance::serve
+        }
+        "/api/billing/credits/purchases" => purchase::serve,
+        "/api/billing/credits/deductions" | "/api/billing/credits/refunds" => deduct::serve,
+        "/api/billing/payment-method" | "/api/billing/credits/auto-recharge" => settings::serve,
+        "/api/internal/recharge-check" => recharge::serve,
+        _ => return not_found::serve(req),
+    };
+    group(env, req)
+}

@@ -1,0 +1,27 @@
+//! The account route that buys credit packs.
+
+use credits::{Credits, CreditsError};
+
+use crate::bodies::Purchase;
+use crate::call::{Call, parse, run};
+use crate::reply::Reply;
+use crate::routes::not_found;
+use crate::{Env, Request, Response};
+
+/// `POST /api/billing/credits/purchases`.
+pub fn serve(env: &Env<'_>, req: &Request) -> Response {
+    match req.uri().path() {
+        "/api/billing/credits/purchases" => run(env, req, "POST", purchase),
+        _ => not_found::serve(req),
+    }
+}
+
+/// Buys a pack with the saved payment method.
+fn purchase(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, CreditsError> {
+    let account = call.require_account(credits)?;
+    let body = call.json_body()?;
+    let pack = parse::<Purchase>(&body)?.validate()?;
+    let idem = call.idempotency(&body)?;
+    let receipt = credits.purchase(&account, pack, idem.as_ref())?;
+    Ok(Reply::created(&receipt.value).replayed(receipt.replayed))
+}

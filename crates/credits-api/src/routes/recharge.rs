@@ -1,0 +1,24 @@
+//! The service route that runs the auto-recharge evaluation on demand, for
+//! platforms without a cron trigger (an external scheduler calls it).
+
+use credits::{Credits, CreditsError};
+
+use crate::call::{Call, run};
+use crate::reply::Reply;
+use crate::routes::not_found;
+use crate::{Env, Request, Response};
+
+/// `POST /api/internal/recharge-check`.
+pub fn serve(env: &Env<'_>, req: &Request) -> Response {
+    match req.uri().path() {
+        "/api/internal/recharge-check" => run(env, req, "POST", check),
+        _ => not_found::serve(req),
+    }
+}
+
+/// The same work as the scheduled component.
+fn check(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, CreditsError> {
+    call.require_service(credits)?;
+    call.no_body()?;
+    Ok(Reply::ok(&credits.recharge_check()?))
+}
