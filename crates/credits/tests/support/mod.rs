@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 
 use credits::native::NativeDb;
 use credits::{
-    AccountId, Clock, Credits, DeductionRequest, NoCache, Operation, PaymentMethodId, Plan,
-    Resource, SandboxPayments, Timestamp, TokenAmount,
+    AccountId, Charge, ChargeOutcome, Clock, Credits, CreditsError, Database, DeductionRequest,
+    Idempotency, IdempotencyKey, NoCache, Operation, PaymentMethodId, PaymentProvider, Plan,
+    Reason, RefundRequest, Resource, SandboxPayments, Timestamp, TokenAmount, Transaction,
 };
 
 /// A clock the test sets.
@@ -71,6 +72,58 @@ impl World {
         f(&credits)
     }
 
+    /// Runs `f` with the service over another payment provider (a test double).
+    pub fn credits_paying_with<T>(
+        &self,
+        payments: &dyn PaymentProvider,
+        f: impl FnOnce(&Credits<'_>) -> T,
+    ) -> T {
+        let credits = Credits::new(&self.db, &NoCache, payments, &self.clock);
+        f(&credits)
+    }
+
+    /// The test clock's time.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// The sandbox provider as it would charge now.
+    pub fn sandbox(&self) -> SandboxPayments<'_> {
+        SandboxPayments::new(&self.db, self.clock.now())
+    }
+
+    /// One integer from a raw SQL query (counts, sums).
+    pub fn count(&self, sql: &str) -> i64 {
+        let rows = self.db.execute(sql, &[]).unwrap();
+        rows[0].int(0).unwrap()
+    }
+
+    pub fn balance(&self, id: &AccountId) -> u64 {
+        self.credits_with(|c| c.summary(id))
+            .unwrap()
+            .credits
+            .balance_tokens
+    }
+
+    pub fn plan_remaining(&self, id: &AccountId) -> u64 {
+        self.credits_with(|c| c.summary(id))
+            .unwrap()
+            .plan
+            .remaining_tokens
+    }
+
+    pub fn available(&self, id: &AccountId) -> u64 {
+        self.credits_with(|c| c.available_tokens(id)).unwrap()
+    }
+
+    pub fn ledger_rows(&self) -> i64 {
+        self.count("SELECT COUNT(*) FROM ledger")
+    }
+
+    pub fn charges(&self) -> i64 {
+        self.count("SELECT COUNT(*) FROM sandbox_charges")
+    }
+
     pub fn account(&self, id: &str, plan: Plan) -> AccountId {
         let id = AccountId::parse(id).unwrap();
         self.credits_with(|c| c.create_account(&id, plan)).unwrap();
@@ -96,5 +149,76 @@ pub fn deduction(account: &AccountId, tokens: u64, project: Option<&str>) -> Ded
         tokens: TokenAmount::new(tokens).unwrap(),
         operation: Operation::parse("enrichment").unwrap(),
         resource: Resource::parse(project, Some("s-1")).unwrap(),
+    }
+}
+
+pub fn refund(account: &AccountId, deduction: &Transaction, tokens: Option<u64>) -> RefundRequest {
+    RefundRequest {
+        account: account.clone(),
+        deduction_id: deduction.id().to_string(),
+        tokens: tokens.map(|t| TokenAmount::new(t).unwrap()),
+        reason: Some(Reason::parse("job failed").unwrap()),
+    }
+}
+
+/// An `Idempotency-Key` with the body it came with.
+pub fn idem(key: &str, body: &serde_json::Value) -> Idempotency {
+    Idempotency::new(IdempotencyKey::parse(key).unwrap(), body)
+}
+
+/// `(tokens, plan_tokens, credit_tokens)` of a deduction or refund.
+pub fn split(tx: &Transaction) -> (u64, u64, u64) {
+    match tx {
+        Transaction::Deduction {
+            tokens,
+            plan_tokens,
+            credit_tokens,
+            ..
+        }
+        | Transaction::Refund {
+            tokens,
+            plan_tokens,
+            credit_tokens,
+            ..
+        } => (*tokens, *plan_tokens, *credit_tokens),
+        Transaction::Purchase { tokens, .. } => (*tokens, 0, *tokens),
+    }
+}
+
+/// A provider that charges through the sandbox and then loses the answer, as a
+/// crash or a timeout between the charge and the grant would.
+pub struct ChargesThenFails<'a>(pub SandboxPayments<'a>);
+
+impl PaymentProvider for ChargesThenFails<'_> {
+    fn charge(&self, charge: &Charge<'_>) -> Result<ChargeOutcome, CreditsError> {
+        self.0.charge(charge)?;
+        Err(CreditsError::Internal("provider connection reset".into()))
+    }
+}
+
+/// A provider that charges through the sandbox and then panics (the process dies).
+pub struct ChargesThenPanics<'a>(pub SandboxPayments<'a>);
+
+impl PaymentProvider for ChargesThenPanics<'_> {
+    fn charge(&self, charge: &Charge<'_>) -> Result<ChargeOutcome, CreditsError> {
+        self.0.charge(charge)?;
+        panic!("instance died after charging");
+    }
+}
+
+/// A provider that declines the first `n` charges, then succeeds.
+pub struct DeclinesFirst(pub Cell<u32>);
+
+impl PaymentProvider for DeclinesFirst {
+    fn charge(&self, _charge: &Charge<'_>) -> Result<ChargeOutcome, CreditsError> {
+        let left = self.0.get();
+        if left > 0 {
+            self.0.set(left - 1);
+            Ok(ChargeOutcome::Declined {
+                message: "Your card was declined.".into(),
+            })
+        } else {
+            Ok(ChargeOutcome::Succeeded)
+        }
     }
 }
