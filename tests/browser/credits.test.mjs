@@ -182,12 +182,14 @@ test('buying works with the keyboard alone', async () => {
   await dialog.waitFor();
   await page.keyboard.press('Escape');
   await dialog.waitFor({ state: 'hidden' });
+  // Closing the dialog gives focus back to the button that opened it.
+  await page.waitForFunction(() => document.activeElement?.dataset.pack === 'starter');
   await page.keyboard.press('Enter');
   await dialog.waitFor();
   // Tab to the confirm button (Cancel comes first) and press it.
   await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).focus();
   await page.keyboard.press('Tab');
-  assert.equal(await page.evaluate(() => document.activeElement.id), 'confirm-ok');
+  await page.waitForFunction(() => document.activeElement?.id === 'confirm-ok');
   await page.keyboard.press('Enter');
   await page.locator('#purchase-message.ok').filter({ hasText: 'Your credit balance is now 1,000,000 tokens' }).waitFor();
 

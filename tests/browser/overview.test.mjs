@@ -89,6 +89,8 @@ test('a narrow screen shows everything without sideways scrolling', async () => 
   await page.locator('#tx-body tr').first().waitFor();
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `page is ${overflow}px wider than the screen`);
+  const shot = process.env.ARTIFACTS_DIR && `${process.env.ARTIFACTS_DIR}/dashboard-narrow.png`;
+  if (shot) await page.screenshot({ path: shot, fullPage: true });
   await page.goto(`${BASE_URL}/#/credits`);
   await page.locator('body[data-ready="true"]').waitFor();
   const overflowCredits = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);

@@ -37,19 +37,28 @@ async function seedAcme(id) {
   await me.buy('plus', times[0]);
   await me.buy('standard', times[1]);
   let refundable;
+  const byProject = {};
+  const add = (project, tokens) => { byProject[project ?? 'No project'] = (byProject[project ?? 'No project'] ?? 0) + tokens; };
   for (let i = 0; i < 36; i += 1) {
     const project = PROJECTS[i % PROJECTS.length];
     const resource = project ? { project, session: `s-${100 + i}` } : {};
+    const tokens = SIZES[i % SIZES.length];
     const { transaction } = await service.deduct({
-      account_id: id, tokens: SIZES[i % SIZES.length], operation: OPERATIONS[i % OPERATIONS.length], resource,
+      account_id: id, tokens, operation: OPERATIONS[i % OPERATIONS.length], resource,
     }, times[2 + i]);
+    add(project, tokens);
     if (i === 30) refundable = transaction;
   }
   await service.refund({ account_id: id, deduction_id: refundable.id, tokens: 50_000, reason: XSS.reason }, times[38]);
+  add(refundable.resource.project, -50_000);
   await service.deduct({
     account_id: id, tokens: 4_242, operation: XSS.operation, resource: { project: XSS.project, session: XSS.session },
   }, times[39]);
-  return { id, key: acct.api_key, deductions: 37, transactions: 40 };
+  add(XSS.project, 4_242);
+  const usedTokens = Object.values(byProject).reduce((a, b) => a + b, 0);
+  return {
+    id, key: acct.api_key, transactions: 40, refundedOperation: refundable.operation, usedTokens, byProject,
+  };
 }
 
 /** A pro account with a card that works and nothing else. */

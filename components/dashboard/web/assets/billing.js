@@ -38,7 +38,9 @@ export function renderOverview(summary) {
 export function renderUsage(byDay, byProject, summary) {
   const start = summary?.plan.period_start ?? byDay.from;
   const end = summary?.plan.period_end ?? byDay.to;
-  replace($('usage-day-chart'), dailyChart(byDay.groups, start, end));
+  // Drawn at the width it is shown at, so the axis text is the size it says.
+  const width = Math.max(280, Math.min(960, $('usage-day-chart').clientWidth || 720));
+  replace($('usage-day-chart'), dailyChart(byDay.groups, start, end, width));
   replace($('usage-project-chart'), projectChart(byProject.groups));
 }
 

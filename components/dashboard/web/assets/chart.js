@@ -36,7 +36,7 @@ function daysOf(start, end) {
  * A bar chart of tokens per day over the period `[start, end)`.
  * `groups` is the usage API's answer: [{key: "YYYY-MM-DD", tokens}].
  */
-export function dailyChart(groups, start, end) {
+export function dailyChart(groups, start, end, width = 720) {
   const byDay = new Map(groups.map((g) => [g.key, g.tokens]));
   const days = daysOf(start, end);
   const values = days.map((d) => byDay.get(d) ?? 0);
@@ -44,9 +44,8 @@ export function dailyChart(groups, start, end) {
   const peak = Math.max(0, ...values);
   const top = niceMax(peak);
 
-  const width = 720;
   const height = 240;
-  const pad = { left: 56, right: 12, top: 12, bottom: 28 };
+  const pad = { left: 48, right: 8, top: 12, bottom: 28 };
   const plotW = width - pad.left - pad.right;
   const plotH = height - pad.top - pad.bottom;
   const slot = plotW / Math.max(days.length, 1);
@@ -77,7 +76,8 @@ export function dailyChart(groups, start, end) {
       width: (slot * 0.7).toFixed(1), height: barH.toFixed(1), 'data-day': day, 'data-tokens': v,
     }, s('title', {}, `${day}: ${fmt.tokens(v)} tokens`)));
     const dayNumber = Number(day.slice(8));
-    if (dayNumber === 1 || dayNumber % 5 === 0) {
+    const every = slot < 12 ? 10 : 5;
+    if (dayNumber === 1 || dayNumber % every === 0) {
       svg.append(s('text', {
         class: 'axis', x: (pad.left + i * slot + slot / 2).toFixed(1), y: height - 8, 'text-anchor': 'middle',
       }, String(dayNumber)));
