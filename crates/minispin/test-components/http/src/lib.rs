@@ -1,0 +1,123 @@
+//! Exercises every host interface minispin offers, one small route each; answers 200 on success.
+
+use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http_component;
+use spin_sdk::{key_value, sqlite, variables};
+
+/// Routes on the path after the matched trigger route.
+#[http_component]
+async fn handle(req: Request) -> anyhow::Result<Response> {
+    let info = req
+        .header("spin-path-info")
+        .and_then(|h| h.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let parts: Vec<&str> = info.split('/').filter(|s| !s.is_empty()).collect();
+    Ok(match (req.method(), parts.as_slice()) {
+        (_, ["hello"] | []) => text(200, "hello"),
+        (_, ["headers"]) => headers(&req),
+        (Method::Get, ["kv", key]) => kv_get(key),
+        (Method::Post, ["kv", key]) => kv_set(key, req.body()),
+        (_, ["kv-open", label]) => kv_open(label),
+        (_, ["sqlite-open", label]) => sqlite_open(label),
+        (Method::Post, ["sqlite", "hit"]) => sqlite_hit(),
+        (_, ["var", name]) => variable(name),
+        (_, ["env", name]) => text(200, &std::env::var(name).unwrap_or_default()),
+        (_, ["outbound"]) => outbound(req.query()).await,
+        (_, ["trap"]) => panic!("this handler traps on purpose"),
+        _ => text(404, "no such test route"),
+    })
+}
+
+fn text(status: u16, body: &str) -> Response {
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/plain")
+        .body(body.to_string())
+        .build()
+}
+
+/// Every `spin-*` request header, one `name: value` a line, sorted.
+fn headers(req: &Request) -> Response {
+    let mut lines: Vec<String> = req
+        .headers()
+        .filter(|(name, _)| name.starts_with("spin-"))
+        .map(|(name, value)| format!("{name}: {}", value.as_str().unwrap_or("?")))
+        .collect();
+    lines.sort();
+    text(200, &lines.join("\n"))
+}
+
+fn kv_get(key: &str) -> Response {
+    match key_value::Store::open_default().and_then(|s| s.get(key)) {
+        Ok(Some(value)) => text(200, &String::from_utf8_lossy(&value)),
+        Ok(None) => text(404, "missing"),
+        Err(e) => text(500, &format!("{e:?}")),
+    }
+}
+
+fn kv_set(key: &str, value: &[u8]) -> Response {
+    match key_value::Store::open_default().and_then(|s| s.set(key, value)) {
+        Ok(()) => text(200, "stored"),
+        Err(e) => text(500, &format!("{e:?}")),
+    }
+}
+
+fn kv_open(label: &str) -> Response {
+    match key_value::Store::open(label) {
+        Ok(_) => text(200, "opened"),
+        Err(e) => text(403, &format!("{e:?}")),
+    }
+}
+
+fn sqlite_open(label: &str) -> Response {
+    match sqlite::Connection::open(label) {
+        Ok(_) => text(200, "opened"),
+        Err(e) => text(403, &format!("{e:?}")),
+    }
+}
+
+/// Records one hit and answers how many there are.
+fn sqlite_hit() -> Response {
+    let run = || -> Result<i64, sqlite::Error> {
+        let db = sqlite::Connection::open_default()?;
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS hits (id INTEGER PRIMARY KEY, note TEXT)",
+            &[],
+        )?;
+        db.execute(
+            "INSERT INTO hits (note) VALUES (?)",
+            &[sqlite::Value::Text("hit".into())],
+        )?;
+        let result = db.execute("SELECT COUNT(*) AS n FROM hits", &[])?;
+        Ok(result.rows().next().and_then(|r| r.get::<i64>("n")).unwrap_or(-1))
+    };
+    match run() {
+        Ok(n) => text(200, &n.to_string()),
+        Err(e) => text(500, &format!("{e:?}")),
+    }
+}
+
+fn variable(name: &str) -> Response {
+    match variables::get(name) {
+        Ok(value) => text(200, &value),
+        Err(e) => text(404, &format!("{e:?}")),
+    }
+}
+
+/// Fetches `?url=...` and answers `upstream <status> <body>`, or 502 with the error.
+async fn outbound(query: &str) -> Response {
+    let url = query.strip_prefix("url=").unwrap_or(query);
+    let request = Request::get(url);
+    match spin_sdk::http::send::<_, Response>(request).await {
+        Ok(response) => text(
+            200,
+            &format!(
+                "upstream {} {}",
+                response.status(),
+                String::from_utf8_lossy(response.body())
+            ),
+        ),
+        Err(e) => text(502, &format!("{e:?}")),
+    }
+}
