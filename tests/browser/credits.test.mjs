@@ -45,7 +45,7 @@ test('buying a pack asks first, sends an Idempotency-Key and shows the new balan
   assert.equal(purchases.length, 0);
 
   await page.getByRole('button', { name: /Buy the Standard pack/ }).click();
-  assert.match(await dialog.textContent(), /2,500,000 tokens for €10\.00/);
+  assert.match(await dialog.textContent(), /2,500,000 tokens for €10\.00, charged to your payment method pm_card_visa/);
   await dialog.getByRole('button', { name: 'Buy for €10.00' }).click();
   const expected = (before + 2_500_000).toLocaleString('en-US');
   await page.locator('#purchase-message').filter({ hasText: `Your credit balance is now ${expected} tokens` }).waitFor();

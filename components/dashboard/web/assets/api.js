@@ -78,6 +78,14 @@ export function buyPack(pack, idempotencyKey) {
   });
 }
 
+/**
+ * GET /api/billing/payment-method — `{"payment_method": "pm_..." | null}`. Not in the
+ * contract (an extension of this API); callers treat 404/405 as "not known".
+ */
+export function getPaymentMethod() {
+  return request('GET', '/api/billing/payment-method');
+}
+
 /** PUT /api/billing/payment-method */
 export function savePaymentMethod(paymentMethod) {
   return request('PUT', '/api/billing/payment-method', { body: { payment_method: paymentMethod } });

@@ -78,6 +78,14 @@ async function loadAll() {
   await Promise.all([
     attempt('Credit packs', async () => credits.setPacks((await api.getPacks()).packs)),
     attempt('Transactions', () => transactions.reload()),
+    attempt('Payment method', async () => {
+      try {
+        credits.setServerPaymentMethod((await api.getPaymentMethod()).payment_method ?? null);
+      } catch (error) {
+        // An API without the read (it is not in the contract): show the session's.
+        if (error.status !== 404 && error.status !== 405) throw error;
+      }
+    }),
     attempt('Usage', async () => {
       const [byDay, byProject] = await Promise.all([api.getUsage('day'), api.getUsage('project')]);
       renderUsage(byDay, byProject, summary);

@@ -30,6 +30,7 @@ export class Credits {
     this.packs = [];
     this.summary = null;
     this.pending = null; // { pack, idempotencyKey } while the dialog is open
+    this.serverKnowsPaymentMethod = false;
 
     $('confirm-ok').addEventListener('click', (event) => {
       event.preventDefault();
@@ -55,11 +56,24 @@ export class Credits {
     text('credits-balance', fmt.tokens(summary.credits.balance_tokens));
     text('credits-plan', fmt.titleCase(summary.plan.name));
     $('free-plan-note').hidden = summary.plan.name !== 'free';
-    if (summary.payment_method) api.session.paymentMethod = summary.payment_method;
-    text('pm-current', api.session.paymentMethod ?? 'none saved in this session');
+    if (summary.payment_method !== undefined) this.setServerPaymentMethod(summary.payment_method);
+    else this.showPaymentMethod();
     // Don't overwrite a form someone is editing; fill it on first load only.
     if (firstTime) this.showAutoRecharge(summary.auto_recharge);
     else this.showAutoRechargeStatus(summary.auto_recharge);
+  }
+
+  /** The saved payment method as the server reports it (null: none saved). */
+  setServerPaymentMethod(value) {
+    this.serverKnowsPaymentMethod = true;
+    api.session.paymentMethod = value;
+    this.showPaymentMethod();
+  }
+
+  /** Shows the payment method: the server's if it says, else the one saved in this tab. */
+  showPaymentMethod() {
+    const fallback = this.serverKnowsPaymentMethod ? 'none saved' : 'none saved in this session';
+    text('pm-current', api.session.paymentMethod ?? fallback);
   }
 
   /** Draws the pack cards (GET /api/billing/credits/packs); the cheapest per million is marked. */
@@ -142,7 +156,7 @@ export class Credits {
     try {
       const saved = await api.savePaymentMethod(value);
       api.session.paymentMethod = saved.payment_method;
-      text('pm-current', saved.payment_method);
+      this.showPaymentMethod();
       input.value = '';
       message('pm-message', `Saved. Purchases and auto-recharge will use ${saved.payment_method}.`, 'ok');
     } catch (error) {
