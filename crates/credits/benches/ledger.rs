@@ -1,1 +1,179 @@
-fn main() {}
+//! How fast the ledger writes, and that reading history does not slow down as the
+//! ledger grows. `cargo bench -p credits`; results in `crates/credits/BENCHMARKS.md`.
+//!
+//! (a) deductions per second on a SQLite file in WAL mode, one connection and
+//!     2–4 threads each with its own connection, all on one account (the worst
+//!     case: every write contends for the same row);
+//! (b) the time of one history page (limit 50) for an account with 1,000,000
+//!     ledger rows against one with 1,000.
+
+use std::path::Path;
+use std::sync::Barrier;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use credits::native::NativeDb;
+use credits::{
+    AccountId, Credits, DeductionRequest, FixedClock, HistoryQuery, NoCache, Operation, Plan,
+    Resource, SandboxPayments, Timestamp, TokenAmount, TransactionKind,
+};
+
+const NOW: &str = "2026-11-25T10:00:00Z";
+
+fn now() -> Timestamp {
+    Timestamp::parse_rfc3339(NOW).unwrap()
+}
+
+/// Runs `f` with the service over one connection.
+fn with_credits<T>(db: &NativeDb, f: impl FnOnce(&Credits<'_>) -> T) -> T {
+    let clock = FixedClock(now());
+    let payments = SandboxPayments::new(db, clock.0);
+    f(&Credits::new(db, &NoCache, &payments, &clock))
+}
+
+fn deduction(account: &AccountId) -> DeductionRequest {
+    DeductionRequest {
+        account: account.clone(),
+        tokens: TokenAmount::new(1).unwrap(),
+        operation: Operation::parse("enrichment").unwrap(),
+        resource: Resource::parse(Some("p-1"), Some("s-1")).unwrap(),
+    }
+}
+
+/// Deductions per second with `threads` connections writing to one account.
+fn deductions_per_second(
+    path: &Path,
+    account: &AccountId,
+    threads: usize,
+    per_thread: usize,
+) -> f64 {
+    let barrier = Barrier::new(threads);
+    let elapsed: Vec<Duration> = thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    let db = NativeDb::open(path).unwrap();
+                    let req = deduction(account);
+                    barrier.wait();
+                    let start = Instant::now();
+                    with_credits(&db, |c| {
+                        for _ in 0..per_thread {
+                            c.deduct(&req, None).unwrap();
+                        }
+                    });
+                    start.elapsed()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let slowest = elapsed.into_iter().max().unwrap();
+    (threads * per_thread) as f64 / slowest.as_secs_f64()
+}
+
+/// Writes `rows` one-token plan deductions for `account` in one transaction,
+/// through the schema's triggers and constraints (plan usage follows; the credit
+/// balance stays 0).
+fn seed(conn: &rusqlite::Connection, account: &str, rows: i64) {
+    conn.execute(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?2)
+         INSERT INTO ledger (account_id, kind, tokens, plan_tokens, credit_tokens, period,
+                             operation, project, session, credit_balance_after,
+                             plan_remaining_after, created_at)
+         SELECT ?1, 'deduction', 1, 1, 0, '2026-11', 'enrichment',
+                'p-' || (i % 10), 's-' || i, 0, 0, ?3 - (?2 - i) * 1000
+         FROM n",
+        rusqlite::params![account, rows, now().millis()],
+    )
+    .unwrap();
+}
+
+/// Median time of one call of `f`, over `runs` calls.
+fn median(runs: usize, mut f: impl FnMut()) -> Duration {
+    let mut times: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[runs / 2]
+}
+
+fn history_page(db: &NativeDb, account: &AccountId, query: &HistoryQuery) -> Duration {
+    median(201, || {
+        let page = with_credits(db, |c| c.history(account, query)).unwrap();
+        assert!(!page.transactions.is_empty());
+    })
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bench.db");
+    let db = NativeDb::open(&path).unwrap();
+    with_credits(&db, |c| c.migrate()).unwrap();
+
+    println!("(a) deductions per second, SQLite file in WAL mode (synchronous=NORMAL)");
+    for threads in [1, 2, 4] {
+        let account = AccountId::parse(&format!("writer-{threads}")).unwrap();
+        with_credits(&db, |c| c.create_account(&account, Plan::Team)).unwrap();
+        let per_thread = 20_000 / threads;
+        let rate = deductions_per_second(&path, &account, threads, per_thread);
+        println!(
+            "    {threads} thread(s), own connection each, one account: {rate:>8.0} deductions/s ({} total)",
+            threads * per_thread
+        );
+    }
+
+    println!("(b) one history page (limit 50)");
+    let big = AccountId::parse("big").unwrap();
+    let small = AccountId::parse("small").unwrap();
+    with_credits(&db, |c| c.create_account(&big, Plan::Team)).unwrap();
+    with_credits(&db, |c| c.create_account(&small, Plan::Team)).unwrap();
+    let start = Instant::now();
+    let mut conn = rusqlite::Connection::open(&path).unwrap();
+    let tx = conn.transaction().unwrap();
+    seed(&tx, "big", 1_000_000);
+    seed(&tx, "small", 1_000);
+    tx.commit().unwrap();
+    drop(conn);
+    println!(
+        "    seeded 1,001,000 ledger rows in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+    let broken = with_credits(&db, |c| c.audit()).unwrap();
+    assert!(broken.is_empty(), "{broken:#?}");
+
+    let first = HistoryQuery::default();
+    let deductions = HistoryQuery::new(
+        None,
+        None,
+        Some(TransactionKind::Deduction),
+        Some("p-3".into()),
+    )
+    .unwrap();
+    for (name, account, rows) in [("small", &small, 1_000u64), ("big", &big, 1_000_000)] {
+        // A cursor half-way down the history.
+        let mut cursor = None;
+        let mut depth = 0;
+        while depth < rows / 2 {
+            let q = HistoryQuery::new(Some(200), cursor.clone(), None, None).unwrap();
+            let page = with_credits(&db, |c| c.history(account, &q)).unwrap();
+            cursor = page.next_cursor;
+            depth += 200;
+        }
+        let middle = HistoryQuery::new(None, cursor, None, None).unwrap();
+        println!(
+            "    {name:>5} ({rows:>9} rows): first page {:>7.1} µs, page half-way down {:>7.1} µs, filtered by type+project {:>7.1} µs",
+            micros(history_page(&db, account, &first)),
+            micros(history_page(&db, account, &middle)),
+            micros(history_page(&db, account, &deductions)),
+        );
+    }
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
