@@ -7,6 +7,17 @@
 //! (b) the time of one history page (limit 50) for an account with 1,000,000
 //!     ledger rows against one with 1,000.
 
+#![allow(
+    clippy::redundant_closure_for_method_calls, // `|c| c.audit()` reads better than a path
+    clippy::many_single_char_names,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss,
+    clippy::unnecessary_wraps,
+    clippy::doc_markdown
+)]
+
 use std::path::Path;
 use std::sync::Barrier;
 use std::thread;

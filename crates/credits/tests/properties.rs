@@ -7,6 +7,17 @@
 //! gave more than its allocation, no refund exceeded its deduction, no month's
 //! auto-recharge spending passed the limit in force, and `audit()` is empty.
 
+#![allow(
+    clippy::redundant_closure_for_method_calls, // `|c| c.audit()` reads better than a path
+    clippy::many_single_char_names,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss,
+    clippy::unnecessary_wraps,
+    clippy::doc_markdown
+)]
+
 mod support;
 
 use std::collections::HashMap;

@@ -2,6 +2,17 @@
 //! instances of the component would be. Nothing lost, nothing doubled, no
 //! `database is locked` reaching a caller, and the books balance after each race.
 
+#![allow(
+    clippy::redundant_closure_for_method_calls, // `|c| c.audit()` reads better than a path
+    clippy::many_single_char_names,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss,
+    clippy::unnecessary_wraps,
+    clippy::doc_markdown
+)]
+
 mod support;
 
 use std::path::Path;

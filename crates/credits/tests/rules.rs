@@ -1,6 +1,17 @@
 //! Every rule of API.md that the domain crate owns, with each of its error paths,
 //! driven natively on a SQLite file. Every test ends with the books balancing.
 
+#![allow(
+    clippy::redundant_closure_for_method_calls, // `|c| c.audit()` reads better than a path
+    clippy::many_single_char_names,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss,
+    clippy::unnecessary_wraps,
+    clippy::doc_markdown
+)]
+
 mod support;
 
 use std::cell::Cell;

@@ -1,7 +1,17 @@
 //! A world to run the rules in: a SQLite file in WAL mode, the sandbox provider
 //! and a clock the test moves.
 
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    clippy::redundant_closure_for_method_calls, // `|c| c.audit()` reads better than a path
+    clippy::many_single_char_names,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss,
+    clippy::unnecessary_wraps,
+    clippy::doc_markdown
+)]
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
@@ -42,7 +52,7 @@ pub struct World {
     pub db: NativeDb,
     pub clock: TestClock,
     pub path: PathBuf,
-    _dir: Option<tempfile::TempDir>,
+    dir: Option<tempfile::TempDir>,
 }
 
 impl World {
@@ -50,7 +60,7 @@ impl World {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("credits.db");
         let mut world = Self::open(&path);
-        world._dir = Some(dir);
+        world.dir = Some(dir);
         world.credits_with(|c| c.migrate().unwrap());
         world
     }
@@ -61,7 +71,7 @@ impl World {
             db: NativeDb::open(path).unwrap(),
             clock: TestClock::at("2026-11-25T10:00:00Z"),
             path: path.to_owned(),
-            _dir: None,
+            dir: None,
         }
     }
 
