@@ -223,22 +223,27 @@ impl Credits<'_> {
     }
 
     /// Finishes purchases left pending since before `older_than` (a crash between
-    /// charge and grant, a provider that did not answer). Returns how many.
+    /// charge and grant, a provider that did not answer). Returns how many were
+    /// granted or declined. One whose outcome is still unknown stays pending for the
+    /// next run and does not stop the others (nor the recharge check that calls this).
     pub fn settle_stale_purchases(&self, older_than: Timestamp) -> Result<usize> {
         let rows = self.db.execute(
             "SELECT id, payment_method, amount_cents FROM purchases
              WHERE status = 'pending' AND created_at <= ?1 ORDER BY created_at LIMIT 100",
             &[Value::Integer(older_than.millis())],
         )?;
+        let mut settled = 0;
         for row in &rows {
             let pending = PendingPurchase {
                 id: row.text(0)?.to_owned(),
                 payment_method: row.text(1)?.to_owned(),
                 amount: Eur::from_cents(row.int(2)?),
             };
-            self.settle(&pending)?;
+            if self.settle(&pending).is_ok() {
+                settled += 1;
+            }
         }
-        Ok(rows.len())
+        Ok(settled)
     }
 }
 

@@ -1742,3 +1742,45 @@ fn an_auto_recharge_that_died_after_charging_is_granted_once_by_a_later_check() 
     );
     w.assert_books_balance();
 }
+
+/// A provider that cannot be reached for one payment method (its outcome stays
+/// unknown) and is the sandbox for every other.
+struct UnreachableFor<'a>(&'static str, credits::SandboxPayments<'a>);
+
+impl credits::PaymentProvider for UnreachableFor<'_> {
+    fn charge(&self, charge: &credits::Charge<'_>) -> Result<credits::ChargeOutcome, CreditsError> {
+        if charge.payment_method == self.0 {
+            return Err(CreditsError::Internal("provider timed out".into()));
+        }
+        self.1.charge(charge)
+    }
+}
+
+#[test]
+fn a_purchase_that_cannot_be_settled_does_not_stop_the_recharge_check() {
+    let w = World::new();
+    let stuck = w.paying_account("stuck", Plan::Pro, "pm_card_unreachable");
+    let acme = w.paying_account("acme", Plan::Pro, VISA);
+    enable_recharge(&w, &acme, Pack::Starter, 500_000, "50.00");
+    let provider = || UnreachableFor("pm_card_unreachable", w.sandbox());
+    assert_eq!(
+        code(w.credits_paying_with(&provider(), |c| c.purchase(&stuck, Pack::Starter, None))),
+        "internal_error"
+    );
+    w.clock.advance_ms(61_000);
+    // The stuck purchase stays pending; everyone else is still served.
+    let report = w
+        .credits_paying_with(&provider(), |c| c.recharge_check())
+        .unwrap();
+    assert_eq!(report.recharged, ["acme"]);
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM purchases WHERE status = 'pending'"),
+        1
+    );
+    assert_eq!((w.balance(&stuck), w.balance(&acme)), (0, 1_000_000));
+    // Once the provider answers again, the purchase is granted, once.
+    let report = w.credits_with(|c| c.recharge_check()).unwrap();
+    assert!(report.recharged.is_empty());
+    assert_eq!((w.balance(&stuck), w.charges()), (1_000_000, 2));
+    w.assert_books_balance();
+}
