@@ -28,7 +28,12 @@ const SVG: &str = "image/svg+xml";
 macro_rules! asset {
     ($path:literal, $file:literal, $type:expr) => {{
         const BODY: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/web/", $file));
-        Asset { path: $path, content_type: $type, body: BODY, hash: fnv1a(BODY) }
+        Asset {
+            path: $path,
+            content_type: $type,
+            body: BODY,
+            hash: fnv1a(BODY),
+        }
     }};
 }
 
