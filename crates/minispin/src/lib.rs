@@ -9,6 +9,9 @@
 //! # Ok(()) }
 //! ```
 
+// "SQLite" and "WebAssembly" are names, not code; backticks would only add noise.
+#![allow(clippy::doc_markdown)]
+
 pub mod build;
 pub mod cron_trigger;
 pub mod http_trigger;
@@ -146,24 +149,26 @@ impl App {
     /// compiles and links every component a trigger uses. Fails on anything `spin up`
     /// would refuse at start-up, naming it.
     pub fn load(manifest_path: impl AsRef<Path>, options: AppOptions) -> Result<Self, AppError> {
+        let AppOptions {
+            state_dir,
+            variables,
+            cron: cron_enabled,
+            shutdown_grace,
+        } = options;
         let manifest = Manifest::load(manifest_path.as_ref())?;
-        let state_dir = options
-            .state_dir
-            .clone()
-            .unwrap_or_else(|| manifest.dir.join(".spin"));
+        let state_dir = state_dir.unwrap_or_else(|| manifest.dir.join(".spin"));
         std::fs::create_dir_all(&state_dir).map_err(|source| AppError::StateDir {
             path: state_dir.clone(),
             source,
         })?;
-        let app_variables = AppVariables::resolve(&manifest.variables, &options.variables, |k| {
-            std::env::var(k).ok()
-        })?;
+        let app_variables =
+            AppVariables::resolve(&manifest.variables, &variables, |k| std::env::var(k).ok())?;
         let backends = Backends {
             key_value: KeyValueStores::open(&state_dir)?,
             sqlite: SqliteDatabases::open(&state_dir)?,
         };
         let engine = shared_engine()?;
-        let linker = state::linker(&engine).map_err(|e| AppError::Engine(format!("{e:?}")))?;
+        let linker = state::linker(&engine).map_err(|e| AppError::Engine(format!("{e:#}")))?;
         let stats = Arc::new(InstantiationStats::default());
 
         let mut loader = Loader {
@@ -232,8 +237,8 @@ impl App {
                 state_dir,
                 http,
                 cron,
-                cron_enabled: options.cron,
-                shutdown_grace: options.shutdown_grace,
+                cron_enabled,
+                shutdown_grace,
                 stats,
             }),
         })
@@ -370,7 +375,7 @@ impl App {
             .map_err(|e| AppError::Component {
                 component: component.into(),
                 path: PathBuf::new(),
-                reason: format!("cron tick failed: {e:?}"),
+                reason: format!("cron tick failed: {e:#}"),
             })
     }
 
@@ -452,7 +457,7 @@ impl Loader<'_> {
         AppError::Component {
             component: id.into(),
             path: self.source(id),
-            reason: format!("{what}: {e:?}"),
+            reason: format!("{what}: {e:#}"),
         }
     }
 
@@ -528,7 +533,7 @@ fn shared_engine() -> Result<Engine, AppError> {
                 .total_stacks(1000);
             let mut config = Config::new();
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-            Engine::new(&config).map_err(|e| format!("{e:?}"))
+            Engine::new(&config).map_err(|e| format!("{e:#}"))
         })
         .clone()
         .map_err(AppError::Engine)
@@ -554,7 +559,7 @@ fn compile(engine: &Engine, path: &Path) -> Result<Component, String> {
         return Ok(component.clone());
     }
     let component =
-        Component::from_file(engine, path).map_err(|e| format!("cannot compile: {e:?}"))?;
+        Component::from_file(engine, path).map_err(|e| format!("cannot compile: {e:#}"))?;
     cache
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)

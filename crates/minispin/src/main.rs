@@ -34,10 +34,10 @@ enum Command {
         /// Build the components first.
         #[arg(long)]
         build: bool,
-        /// Where key-value and SQLite files live (default: `.spin` next to the manifest).
+        /// Where the key-value and database files live (default: `.spin` next to the manifest).
         #[arg(long)]
         state_dir: Option<PathBuf>,
-        /// Set a variable, `name=value` (wins over SPIN_VARIABLE_* and defaults).
+        /// Set a variable, `name=value` (wins over `SPIN_VARIABLE_*` and defaults).
         #[arg(long = "variable", value_name = "NAME=VALUE")]
         variables: Vec<String>,
         /// Do not run the cron schedules.

@@ -79,12 +79,11 @@ impl AllowedHost {
             Some("*") => PortPattern::Any,
             Some(p) => {
                 let parse = |s: &str| s.parse::<u16>().map_err(|_| format!("bad port `{s}`"));
-                match p.split_once("..") {
-                    Some((lo, hi)) => PortPattern::Range(parse(lo)?, parse(hi)?),
-                    None => {
-                        let p = parse(p)?;
-                        PortPattern::Range(p, p)
-                    }
+                if let Some((lo, hi)) = p.split_once("..") {
+                    PortPattern::Range(parse(lo)?, parse(hi)?)
+                } else {
+                    let p = parse(p)?;
+                    PortPattern::Range(p, p)
                 }
             }
         };

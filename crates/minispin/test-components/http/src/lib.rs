@@ -15,7 +15,7 @@ async fn handle(req: Request) -> anyhow::Result<Response> {
     let parts: Vec<&str> = info.split('/').filter(|s| !s.is_empty()).collect();
     Ok(match (req.method(), parts.as_slice()) {
         (_, ["hello"] | []) => text(200, "hello"),
-        (_, ["headers"]) => headers(&req),
+        (_, [.., "headers"]) => headers(&req),
         (Method::Get, ["kv", key]) => kv_get(key),
         (Method::Post, ["kv", key]) => kv_set(key, req.body()),
         (_, ["kv-open", label]) => kv_open(label),
@@ -90,7 +90,11 @@ fn sqlite_hit() -> Response {
             &[sqlite::Value::Text("hit".into())],
         )?;
         let result = db.execute("SELECT COUNT(*) AS n FROM hits", &[])?;
-        Ok(result.rows().next().and_then(|r| r.get::<i64>("n")).unwrap_or(-1))
+        Ok(result
+            .rows()
+            .next()
+            .and_then(|r| r.get::<i64>("n"))
+            .unwrap_or(-1))
     };
     match run() {
         Ok(n) => text(200, &n.to_string()),
