@@ -109,7 +109,10 @@ fn up(
         app.run(listener, shutdown_signal())
             .await
             .context("serving")
-    })
+    })?;
+    // Always shown, whatever RUST_LOG says: the runtime's own performance figure.
+    eprintln!("minispin: {}", app.instantiation_stats());
+    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
