@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Load-tests the running app on loopback with wrk: requests per second and p50/p99
+# latency at 32 connections for deductions and balance reads, beside a trivial
+# component (the JSON 404) served by the same runtime in the same run; then prints
+# each component's release .wasm size. Bounded: DURATION seconds per scenario.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION="${DURATION:-10}"
+CONNECTIONS="${CONNECTIONS:-32}"
+THREADS="${THREADS:-2}"
+PORT="${PORT:-3917}"
+BASE="http://127.0.0.1:$PORT"
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+rustup target add wasm32-wasip2 >/dev/null
+cargo build --release -q -p minispin
+target/release/minispin build --file spin.toml >/dev/null
+
+state=$(mktemp -d)
+export BENCH_SERVICE_TOKEN="bench-$(date +%s)"
+SPIN_VARIABLE_SERVICE_TOKEN="$BENCH_SERVICE_TOKEN" target/release/minispin up --file spin.toml \
+  --listen "127.0.0.1:$PORT" --state-dir "$state" >"$state/server.log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$state"' EXIT
+for _ in $(seq 1 100); do curl -sf -o /dev/null "$BASE/" && break; sleep 0.2; done
+
+key=$(curl -sf -H "Authorization: Bearer $BENCH_SERVICE_TOKEN" -H "Content-Type: application/json" \
+  "$BASE/api/admin/accounts" -d '{"account_id":"bench","plan":"team"}' \
+  | sed 's/.*"api_key":"\([^"]*\)".*/\1/')
+export BENCH_ACCOUNT_KEY="$key"
+for i in $(seq 1 20); do  # some history to read
+  curl -sf -o /dev/null -H "Authorization: Bearer $BENCH_SERVICE_TOKEN" -H "Content-Type: application/json" \
+    "$BASE/api/billing/credits/deductions" -d '{"account_id":"bench","tokens":1,"operation":"warm"}'
+done
+
+run() { # name, path, [script]
+  local name=$1 path=$2 script=${3:-}
+  local out
+  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency ${script:+-s "$script"} "$BASE$path")
+  local rps p50 p99 errors
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  errors=$(awk '/Non-2xx/ {print $5}' <<<"$out")
+  printf '| %-34s | %10s | %8s | %8s | %s |\n' "$name" "$rps" "$p50" "$p99" "${errors:-0}"
+}
+
+echo
+echo "$(nproc) cores, ${CONNECTIONS} connections, ${DURATION}s each"
+echo "| scenario                           |   req/s    |   p50    |   p99    | non-2xx |"
+echo "|------------------------------------|------------|----------|----------|---------|"
+run "trivial component (JSON 404, no I/O)" "/no-such-route"
+run "GET /api/billing/credits" "/api/billing/credits" bench/balance.lua
+run "POST /api/billing/credits/deductions" "/api/billing/credits/deductions" bench/deduct.lua
+
+echo
+balance=$(curl -sf -H "Authorization: Bearer $key" "$BASE/api/billing/credits?limit=1")
+echo "after the run: $(sed 's/.*"plan":{[^}]*"used_tokens":\([0-9]*\).*/plan used_tokens=\1/' <<<"$balance")"
+echo
+echo "| component | release .wasm |"
+echo "|---|---|"
+for f in target/wasm32-wasip2/wasm/*.wasm; do
+  printf '| %s | %s KiB |\n' "$(basename "$f" .wasm)" "$(( $(stat -c %s "$f") / 1024 ))"
+done
