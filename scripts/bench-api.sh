@@ -1,25 +1,32 @@
 #!/usr/bin/env bash
-# Load-tests the running app on loopback with wrk: requests per second and p50/p99
-# latency at 32 connections for deductions and balance reads, beside a trivial
-# component (the JSON 404) served by the same runtime in the same run; then prints
-# each component's release .wasm size. Bounded: DURATION seconds per scenario.
+# Load-tests the app on loopback with wrk: requests per second and p50/p99 latency
+# at 32 connections for deductions and balance reads, beside the runtime's
+# trivial-component figure (scripts/bench-runtime.sh, run first in the same run);
+# then prints each component's release .wasm size. Bounded: DURATION s per scenario.
+#
+#   scripts/bench-api.sh                 # release build of minispin (slow first time)
+#   PROFILE=dev scripts/bench-api.sh     # reuse the test build (deps optimized)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION="${DURATION:-10}"
 CONNECTIONS="${CONNECTIONS:-32}"
 THREADS="${THREADS:-2}"
+PROFILE="${PROFILE:-release}"
+export DURATION CONNECTIONS THREADS PROFILE
 PORT="${PORT:-3917}"
 BASE="http://127.0.0.1:$PORT"
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 rustup target add wasm32-wasip2 >/dev/null
-cargo build --release -q -p minispin
-target/release/minispin build --file spin.toml >/dev/null
+scripts/bench-runtime.sh 2>/dev/null | sed -n '/^== minispin benchmark/,$p'
+cargo build -q --profile "$PROFILE" -p minispin
+minispin="target/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")/minispin"
+"$minispin" build --file spin.toml >/dev/null 2>&1
 
 state=$(mktemp -d)
 export BENCH_SERVICE_TOKEN="bench-$(date +%s)"
-SPIN_VARIABLE_SERVICE_TOKEN="$BENCH_SERVICE_TOKEN" target/release/minispin up --file spin.toml \
+SPIN_VARIABLE_SERVICE_TOKEN="$BENCH_SERVICE_TOKEN" RUST_LOG=warn "$minispin" up --file spin.toml \
   --listen "127.0.0.1:$PORT" --state-dir "$state" >"$state/server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$state"' EXIT
@@ -50,7 +57,7 @@ echo
 echo "$(nproc) cores, ${CONNECTIONS} connections, ${DURATION}s each"
 echo "| scenario                           |   req/s    |   p50    |   p99    | non-2xx |"
 echo "|------------------------------------|------------|----------|----------|---------|"
-run "trivial component (JSON 404, no I/O)" "/no-such-route"
+run "the app's JSON 404 (no storage)" "/no-such-route"
 run "GET /api/billing/credits" "/api/billing/credits" bench/balance.lua
 run "POST /api/billing/credits/deductions" "/api/billing/credits/deductions" bench/deduct.lua
 
