@@ -1,4 +1,4 @@
-//! The HTTP contract, natively: the API layer over a real SQLite file.
+//! The HTTP contract, natively: the API layer over a real `SQLite` file.
 
 use credits::NoCache;
 use credits::native::NativeDb;

@@ -76,10 +76,10 @@ impl Credits<'_> {
     pub fn authenticate(&self, api_key: &str) -> Result<AccountId> {
         let hash = secret_hash(api_key);
         let cache_key = format!("account-key:{hash}");
-        if let Ok(Some(cached)) = self.cache.get(&cache_key) {
-            if let Ok(id) = AccountId::parse(&String::from_utf8_lossy(&cached)) {
-                return Ok(id);
-            }
+        if let Ok(Some(cached)) = self.cache.get(&cache_key)
+            && let Ok(id) = AccountId::parse(&String::from_utf8_lossy(&cached))
+        {
+            return Ok(id);
         }
         let rows = self.db.execute(
             "SELECT id, key_hash FROM accounts WHERE key_hash = ?1",

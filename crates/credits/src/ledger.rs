@@ -124,10 +124,10 @@ impl Credits<'_> {
         req: &DeductionRequest,
         idem: Option<&Idempotency>,
     ) -> Result<Replayable<DeductionReceipt>> {
-        if let Some(idem) = idem {
-            if let Some(replay) = self.deduction_replay(&req.account, idem)? {
-                return Ok(Replayable::replayed(replay));
-            }
+        if let Some(idem) = idem
+            && let Some(replay) = self.deduction_replay(&req.account, idem)?
+        {
+            return Ok(Replayable::replayed(replay));
         }
         let now = self.now();
         let month = now.month().key();
@@ -207,10 +207,10 @@ impl Credits<'_> {
         req: &RefundRequest,
         idem: Option<&Idempotency>,
     ) -> Result<Replayable<RefundReceipt>> {
-        if let Some(idem) = idem {
-            if let Some(replay) = self.refund_replay(&req.account, idem)? {
-                return Ok(Replayable::replayed(replay));
-            }
+        if let Some(idem) = idem
+            && let Some(replay) = self.refund_replay(&req.account, idem)?
+        {
+            return Ok(Replayable::replayed(replay));
         }
         self.require_account(&req.account)?;
         let deduction =

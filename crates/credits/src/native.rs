@@ -11,7 +11,7 @@ use crate::store::{Database, DbError, Row, Value};
 /// How long a statement waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// One SQLite connection.
+/// One `SQLite` connection.
 pub struct NativeDb {
     conn: Connection,
 }
@@ -36,6 +36,7 @@ impl NativeDb {
     }
 }
 
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(err)`
 fn err(e: rusqlite::Error) -> DbError {
     DbError::new(e.to_string())
 }

@@ -71,10 +71,10 @@ impl Credits<'_> {
         pack: Pack,
         idem: Option<&Idempotency>,
     ) -> Result<Replayable<PurchaseReceipt>> {
-        if let Some(idem) = idem {
-            if let Some(replay) = self.purchase_replay(account, idem)? {
-                return replay.map(Replayable::replayed);
-            }
+        if let Some(idem) = idem
+            && let Some(replay) = self.purchase_replay(account, idem)?
+        {
+            return replay.map(Replayable::replayed);
         }
         self.check_may_buy(account)?;
         let now = self.now();

@@ -1,4 +1,4 @@
-//! The SQLite schema and its versioned migrations.
+//! The `SQLite` schema and its versioned migrations.
 //!
 //! Every statement is idempotent (`IF NOT EXISTS`) and runs on its own, so several
 //! instances starting at once on a database without multi-statement transactions

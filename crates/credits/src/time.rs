@@ -29,15 +29,15 @@ impl Timestamp {
 
     /// Parses an RFC 3339 time or a `YYYY-MM-DD` date (midnight UTC).
     pub fn parse_time_or_date(text: &str) -> Result<Self, CreditsError> {
-        if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-            if text.len() == 10 {
-                return Ok(Self(
-                    date.and_hms_opt(0, 0, 0)
-                        .expect("midnight")
-                        .and_utc()
-                        .timestamp_millis(),
-                ));
-            }
+        if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            && text.len() == 10
+        {
+            return Ok(Self(
+                date.and_hms_opt(0, 0, 0)
+                    .expect("midnight")
+                    .and_utc()
+                    .timestamp_millis(),
+            ));
         }
         Self::parse_rfc3339(text).map_err(|_| {
             CreditsError::invalid(format!(

@@ -33,7 +33,7 @@ impl TokenAmount {
         self.0
     }
 
-    /// As a SQLite integer; lossless because the value is below 2^53.
+    /// As a `SQLite` integer; lossless because the value is below 2^53.
     #[must_use]
     pub fn as_i64(self) -> i64 {
         i64::try_from(self.0).expect("below 2^53")

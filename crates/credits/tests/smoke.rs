@@ -18,7 +18,7 @@ fn buy_deduct_refund() {
     assert_eq!(d.value.available_tokens, 2_500_000 - 100);
     w.assert_books_balance();
     let s = w
-        .credits_with(|c| c.statement(&acme, &Default::default()))
+        .credits_with(|c| c.statement(&acme, &credits::HistoryQuery::default()))
         .unwrap();
     println!("{}", serde_json::to_string_pretty(&s).unwrap());
 }
