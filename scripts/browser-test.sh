@@ -4,6 +4,7 @@
 #
 #   scripts/browser-test.sh                     # run (scripts/test.sh builds first)
 #   UPDATE_SCREENSHOTS=1 scripts/browser-test.sh  # also rewrite docs/dashboard-*.png
+#   MINISPIN=... SPIN_MANIFEST=... CHROMIUM_PATH=... ARTIFACTS_DIR=...  # overrides
 #
 # Installs what it needs if missing (Debian `chromium`, `npm ci` in tests/browser),
 # starts `minispin up` on a free loopback port, seeds accounts through the service
@@ -16,6 +17,7 @@ root=$PWD
 
 chromium=${CHROMIUM_PATH:-/usr/bin/chromium}
 minispin=${MINISPIN:-$root/target/debug/minispin}
+manifest=${SPIN_MANIFEST:-$root/spin.toml}
 artifacts=${ARTIFACTS_DIR:-$root/target/browser-test}
 service_token=${SPIN_VARIABLE_SERVICE_TOKEN:-browser-test-service-token}
 
@@ -38,7 +40,7 @@ if [ ! -x "$minispin" ]; then
   log "building minispin (scripts/test.sh normally has)"
   cargo build -p minispin
 fi
-if [ ! -f target/wasm32-wasip2/wasm/dashboard.wasm ]; then
+if [ "$manifest" = "$root/spin.toml" ] && [ ! -f target/wasm32-wasip2/wasm/dashboard.wasm ]; then
   log "building the components (scripts/test.sh normally has)"
   "$minispin" build --file spin.toml
 fi
@@ -72,7 +74,7 @@ url="http://127.0.0.1:$port"
 mkdir -p "$tmp/state"
 log "starting minispin on $url (state in $tmp/state)"
 SPIN_VARIABLE_SERVICE_TOKEN="$service_token" SPIN_VARIABLE_TEST_CLOCK=true \
-  "$minispin" up --file spin.toml --listen "127.0.0.1:$port" --state-dir "$tmp/state" \
+  "$minispin" up --file "$manifest" --listen "127.0.0.1:$port" --state-dir "$tmp/state" \
   >"$tmp/server.log" 2>&1 &
 server_pid=$!
 

@@ -101,8 +101,7 @@ export class Credits {
     const chosen = select.value || this.summary?.auto_recharge?.pack || '';
     select.replaceChildren(
       h('option', { value: '' }, 'Choose a pack'),
-      ...packs.map((p) => h('option', { value: p.id },
-        `${fmt.titleCase(p.id)}: ${fmt.tokens(p.tokens)} tokens for ${fmt.euros(p.price_eur)}`)),
+      ...packs.map((p) => h('option', { value: p.id }, `${fmt.titleCase(p.id)} — ${fmt.euros(p.price_eur)}`)),
     );
     select.value = chosen;
   }
