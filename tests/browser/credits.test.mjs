@@ -198,3 +198,25 @@ test('buying works with the keyboard alone', async () => {
 
   await done();
 });
+
+test('auto-recharge shows its purchases, its spending against the limit and its last error', async () => {
+  const { autobuy, autodecline } = await accounts();
+  const { page, done } = await openPage(shared.browser);
+  await signIn(page, autobuy.key);
+  const purchase = page.locator('#tx-body tr[data-type="purchase"]').first();
+  assert.match(await purchase.textContent(), /Starter pack.*Auto-recharge.*\+1,000,000.*€5\.00/);
+  await page.getByRole('link', { name: 'Credits', exact: true }).first().click();
+  assert.equal(await page.locator('#ar-spent').textContent(), '€5.00');
+  assert.equal(await page.locator('#ar-limit-shown').textContent(), '€20.00');
+  assert.equal(await page.locator('#ar-spent-bar').evaluate((el) => el.value / el.max), 0.25);
+  assert.equal(await page.locator('#ar-last-error').isVisible(), false);
+  await page.getByRole('button', { name: 'Sign out' }).click();
+
+  await signIn(page, autodecline.key, '#/credits');
+  const lastError = page.locator('#ar-last-error');
+  assert.equal(await lastError.isVisible(), true);
+  assert.match(await lastError.textContent(), /^The last auto-recharge failed on \d{1,2} \w{3} \d{4}, \d\d:\d\d UTC: ./);
+  assert.equal(await page.locator('#ar-spent').textContent(), '€0.00');
+  assert.equal(await page.locator('#credits-balance').textContent(), '0');
+  await done();
+});

@@ -78,10 +78,29 @@ async function seedDeclined(id) {
   return { id, key: acct.api_key };
 }
 
+/**
+ * Two accounts with auto-recharge on and a balance below the threshold: the recharge
+ * check buys for the one with a working card and records the decline of the other.
+ */
+async function seedAutoRecharge(okId, declinedId) {
+  const ok = await service.createAccount(okId, 'pro');
+  const bad = await service.createAccount(declinedId, 'pro');
+  const settings = { enabled: true, pack: 'starter', threshold_tokens: 500_000, monthly_limit_eur: '20.00' };
+  await account(ok.api_key).savePaymentMethod('pm_card_visa');
+  await account(ok.api_key).saveAutoRecharge(settings);
+  await account(bad.api_key).savePaymentMethod('pm_card_chargeDeclined');
+  await account(bad.api_key).saveAutoRecharge(settings);
+  await service.rechargeCheck();
+  return [{ id: okId, key: ok.api_key }, { id: declinedId, key: bad.api_key }];
+}
+
 /** Creates every account the tests use; `suffix` keeps ids unique on a reused server. */
 export async function seed(suffix = process.env.SEED_SUFFIX ?? '') {
   await waitForServer();
+  const [autobuy, autodecline] = await seedAutoRecharge(`autobuy${suffix}`, `autodecline${suffix}`);
   return {
+    autobuy,
+    autodecline,
     acme: await seedAcme(`acme${suffix}`),
     buyer: await seedPro(`buyer${suffix}`),
     keyboard: await seedPro(`keyboard${suffix}`),

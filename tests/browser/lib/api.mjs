@@ -36,6 +36,7 @@ export const service = {
     expect(201, 'POST', '/api/billing/credits/deductions', { token: SERVICE_TOKEN, body, clock }),
   refund: (body, clock) =>
     expect(201, 'POST', '/api/billing/credits/refunds', { token: SERVICE_TOKEN, body, clock }),
+  rechargeCheck: () => expect(200, 'POST', '/api/internal/recharge-check', { token: SERVICE_TOKEN, body: {} }),
 };
 
 /** An account key's calls. */
@@ -46,6 +47,8 @@ export const account = (key) => ({
     expect(201, 'POST', '/api/billing/credits/purchases', { token: key, body: { pack }, clock }),
   credits: (query = '') => expect(200, 'GET', `/api/billing/credits${query}`, { token: key }),
   autoRecharge: () => expect(200, 'GET', '/api/billing/credits/auto-recharge', { token: key }),
+  saveAutoRecharge: (settings) =>
+    expect(200, 'PUT', '/api/billing/credits/auto-recharge', { token: key, body: settings }),
 });
 
 /** Waits until the server answers at all (any HTTP status), up to `ms`. */
