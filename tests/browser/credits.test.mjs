@@ -220,3 +220,33 @@ test('auto-recharge shows its purchases, its spending against the limit and its 
   assert.equal(await page.locator('#credits-balance').textContent(), '0');
   await done();
 });
+
+test('a purchase whose answer is lost is retried with the same Idempotency-Key and buys once', async () => {
+  const { retrier } = await accounts();
+  const { page, context, done } = await openPage(shared.browser);
+  await signIn(page, retrier.key, '#/credits');
+  const keys = [];
+  let dropped = false;
+  await context.route('**/api/billing/credits/purchases', async (route) => {
+    keys.push(route.request().headers()['idempotency-key']);
+    if (!dropped) {
+      // The purchase reaches the server, but its answer never reaches the page.
+      dropped = true;
+      await route.fetch();
+      return route.abort('connectionreset');
+    }
+    return route.continue();
+  });
+  await page.getByRole('button', { name: /Buy the Starter pack/ }).click();
+  const dialog = page.getByRole('dialog');
+  await dialog.getByRole('button', { name: 'Buy for €5.00' }).click();
+  await dialog.getByRole('alert').filter({ hasText: 'will not charge you twice' }).waitFor();
+  await dialog.getByRole('button', { name: 'Try again' }).click();
+  await page.locator('#purchase-message.ok').filter({ hasText: 'Your credit balance is now 1,000,000 tokens' }).waitFor();
+  assert.equal(keys.length, 2);
+  assert.equal(keys[0], keys[1], 'the retry reuses the key');
+  const after = await account(retrier.key).credits('?type=purchase');
+  assert.equal(after.transactions.length, 1, 'one purchase, not two');
+  assert.equal(after.credits.balance_tokens, 1_000_000);
+  await done();
+});

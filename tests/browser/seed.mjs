@@ -104,6 +104,7 @@ export async function seed(suffix = process.env.SEED_SUFFIX ?? '') {
     acme: await seedAcme(`acme${suffix}`),
     buyer: await seedPro(`buyer${suffix}`),
     keyboard: await seedPro(`keyboard${suffix}`),
+    retrier: await seedPro(`retrier${suffix}`),
     recharger: await seedPro(`recharger${suffix}`),
     payer: await seedPro(`payer${suffix}`, null),
     declined: await seedDeclined(`declined${suffix}`),

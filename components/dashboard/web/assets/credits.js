@@ -137,6 +137,14 @@ export class Credits {
       text('credits-balance', fmt.tokens(result.credits.balance_tokens));
       await this.onBalanceChanged();
     } catch (error) {
+      if (error.code === 'network_error' || error.status >= 500) {
+        // The outcome is unknown: keep the dialog, and its Idempotency-Key, for a retry
+        // that cannot buy twice.
+        message('confirm-error', `${error.message} Trying again will not charge you twice.`, 'error');
+        ok.disabled = false;
+        ok.textContent = 'Try again';
+        return;
+      }
       $('confirm-dialog').close();
       if (!this.onError(error)) message('purchase-message', purchaseError(error), 'error');
     }
