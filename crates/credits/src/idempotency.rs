@@ -5,14 +5,15 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::error::CreditsError;
+use crate::error::{CreditsError, Result};
+use crate::store::{DbError, Row};
 
 /// An `Idempotency-Key` header: 1–255 printable ASCII characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
-    pub fn parse(text: &str) -> Result<Self, CreditsError> {
+    pub fn parse(text: &str) -> Result<Self> {
         if (1..=255).contains(&text.len()) && text.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
             Ok(Self(text.to_owned()))
         } else {
@@ -42,6 +43,31 @@ impl Idempotency {
             key,
             fingerprint: fingerprint(body),
         }
+    }
+}
+
+/// What an idempotent write did: wrote its rows, or lost the race for its key.
+pub(crate) enum Written<T> {
+    Rows(Vec<Row>),
+    /// The key's UNIQUE index refused the write: a racing twin with the same key
+    /// got there first, and this is the twin's answer.
+    Replayed(T),
+}
+
+/// Settles an idempotent write's result: a UNIQUE violation on a keyed write is
+/// answered by `replay` (the winner's row), never reported as an error.
+pub(crate) fn written_or_replayed<T>(
+    result: Result<Vec<Row>, DbError>,
+    idem: Option<&Idempotency>,
+    replay: impl FnOnce(&Idempotency) -> Result<Option<T>>,
+) -> Result<Written<T>> {
+    match (result, idem) {
+        (Err(e), Some(idem)) if e.is_unique_violation() => {
+            replay(idem)?.map(Written::Replayed).ok_or_else(|| {
+                CreditsError::Internal("the write that holds this idempotency key vanished".into())
+            })
+        }
+        (result, _) => Ok(Written::Rows(result?)),
     }
 }
 

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::error::{CreditsError, Result};
-use crate::idempotency::Idempotency;
+use crate::idempotency::{Idempotency, Written, written_or_replayed};
 use crate::ids::{AccountId, TransactionId};
 use crate::labels::{Operation, Reason, Resource};
 use crate::service::{Credits, Replayable};
@@ -145,16 +145,11 @@ impl Credits<'_> {
                 Value::Integer(now.millis()),
             ],
         );
-        let rows = match (result, idem) {
-            (Err(e), Some(idem)) if e.is_unique_violation() => {
-                // A racing twin with the same key won; answer as it did.
-                let replay = self.deduction_replay(&req.account, idem)?;
-                return replay
-                    .map(Replayable::replayed)
-                    .ok_or_else(|| CreditsError::Internal("idempotent deduction vanished".into()));
-            }
-            (result, _) => result?,
-        };
+        let rows =
+            match written_or_replayed(result, idem, |i| self.deduction_replay(&req.account, i))? {
+                Written::Rows(rows) => rows,
+                Written::Replayed(receipt) => return Ok(Replayable::replayed(receipt)),
+            };
         let Some(row) = rows.first() else {
             let available = self.available_tokens(&req.account)?;
             return Err(CreditsError::InsufficientBalance {
@@ -229,14 +224,10 @@ impl Credits<'_> {
                 Value::Integer(now.millis()),
             ],
         );
-        let rows = match (result, idem) {
-            (Err(e), Some(idem)) if e.is_unique_violation() => {
-                let replay = self.refund_replay(&req.account, idem)?;
-                return replay
-                    .map(Replayable::replayed)
-                    .ok_or_else(|| CreditsError::Internal("idempotent refund vanished".into()));
-            }
-            (result, _) => result?,
+        let rows = match written_or_replayed(result, idem, |i| self.refund_replay(&req.account, i))?
+        {
+            Written::Rows(rows) => rows,
+            Written::Replayed(receipt) => return Ok(Replayable::replayed(receipt)),
         };
         match rows.first() {
             Some(row) => Ok(Replayable::fresh(RefundReceipt {

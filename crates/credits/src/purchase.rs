@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::catalog::Pack;
 use crate::error::{CreditsError, Result};
-use crate::idempotency::Idempotency;
+use crate::idempotency::{Idempotency, Written, written_or_replayed};
 use crate::ids::{AccountId, random_hex};
 use crate::ledger::check_fingerprint;
 use crate::money::Eur;
@@ -98,14 +98,9 @@ impl Credits<'_> {
                 Value::Integer(now.millis()),
             ],
         );
-        let rows = match (result, idem) {
-            (Err(e), Some(idem)) if e.is_unique_violation() => {
-                let replay = self.purchase_replay(account, idem)?;
-                return replay
-                    .ok_or_else(|| CreditsError::Internal("idempotent purchase vanished".into()))?
-                    .map(Replayable::replayed);
-            }
-            (result, _) => result?,
+        let rows = match written_or_replayed(result, idem, |i| self.purchase_replay(account, i))? {
+            Written::Rows(rows) => rows,
+            Written::Replayed(outcome) => return outcome.map(Replayable::replayed),
         };
         let Some(row) = rows.first() else {
             // The plan or payment method changed since the check above.
