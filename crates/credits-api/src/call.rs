@@ -41,15 +41,26 @@ pub(crate) fn run(
         return respond(Err(CreditsError::MethodNotAllowed(allowed)));
     }
     let (now, clock_error) = request_time(env, req);
-    let clock = FixedClock(now);
-    let payments = SandboxPayments::new(env.db, now);
-    let credits = Credits::new(env.db, env.cache, &payments, &clock);
     let call = Call {
         env,
         req,
         clock_error,
     };
-    respond(credits.migrate().and_then(|()| handler(&call, &credits)))
+    respond(with_credits(env, now, |credits| handler(&call, credits)))
+}
+
+/// Runs `f` on the domain service over this platform's stores at `now`, with the
+/// schema migrated: the one place the service is put together.
+pub(crate) fn with_credits<T>(
+    env: &Env<'_>,
+    now: Timestamp,
+    f: impl FnOnce(&Credits<'_>) -> Result<T, CreditsError>,
+) -> Result<T, CreditsError> {
+    let clock = FixedClock(now);
+    let payments = SandboxPayments::new(env.db, now);
+    let credits = Credits::new(env.db, env.cache, &payments, &clock);
+    credits.migrate()?;
+    f(&credits)
 }
 
 /// The time to handle the request at: `X-Test-Clock` when the test clock is on.

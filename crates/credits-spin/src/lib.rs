@@ -3,10 +3,7 @@
 
 use std::time::Duration;
 
-use credits::{
-    Clock, Credits, Database, DbError, FixedClock, KeyValue, NoCache, RechargeReport, Row,
-    SandboxPayments, SystemClock, Value,
-};
+use credits::{Database, DbError, KeyValue, NoCache, RechargeReport, Row, Value};
 use credits_api::{Env, Request, Response};
 use spin_sdk::key_value::Store;
 use spin_sdk::sqlite::{self, Connection};
@@ -98,12 +95,10 @@ impl KeyValue for SpinKv {
     }
 }
 
-/// Serves one request with a route group of the API, on this instance's stores.
-pub fn serve(req: &Request, group: fn(&Env<'_>, &Request) -> Response) -> Response {
-    let db = match SpinDb::open_default() {
-        Ok(db) => db,
-        Err(e) => return credits_api::error_response(&credits::CreditsError::Internal(e.message)),
-    };
+/// Runs `f` with this instance's stores and variables as the API's [`Env`].
+fn with_env<T>(f: impl FnOnce(&Env<'_>) -> T) -> Result<T, DbError> {
+    let db = SpinDb::open_default()?;
+    // The key-value store is only a cache: without it, lookups fall through to SQL.
     let kv = Store::open_default().ok().map(SpinKv);
     let cache: &dyn KeyValue = kv.as_ref().map_or(&NoCache, |kv| kv);
     let service_token = variables::get("service_token").ok();
@@ -113,17 +108,19 @@ pub fn serve(req: &Request, group: fn(&Env<'_>, &Request) -> Response) -> Respon
         service_token: service_token.as_deref(),
         test_clock: variables::get("test_clock").is_ok_and(|v| v == "true"),
     };
-    group(&env, req)
+    Ok(f(&env))
+}
+
+/// Serves one request with a route group of the API, on this instance's stores.
+pub fn serve(req: &Request, group: fn(&Env<'_>, &Request) -> Response) -> Response {
+    with_env(|env| group(env, req)).unwrap_or_else(|e| {
+        credits_api::error_response(&credits::CreditsError::Internal(e.message))
+    })
 }
 
 /// The scheduled auto-recharge evaluation (the cron component's whole job).
 pub fn recharge_check() -> Result<RechargeReport, String> {
-    let db = SpinDb::open_default().map_err(|e| e.message)?;
-    let kv = Store::open_default().ok().map(SpinKv);
-    let cache: &dyn KeyValue = kv.as_ref().map_or(&NoCache, |kv| kv);
-    let clock = FixedClock(SystemClock.now());
-    let payments = SandboxPayments::new(&db, clock.now());
-    let credits = Credits::new(&db, cache, &payments, &clock);
-    credits.migrate().map_err(|e| e.to_string())?;
-    credits.recharge_check().map_err(|e| e.to_string())
+    with_env(credits_api::routes::recharge::scheduled)
+        .map_err(|e| e.message)?
+        .map_err(|e| e.to_string())
 }
