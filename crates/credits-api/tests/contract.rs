@@ -1,8 +1,8 @@
 //! The HTTP contract, natively: the API layer over a real `SQLite` file.
 
 use credits::NoCache;
-use credits::native::NativeDb;
-use credits_api::{Env, Request, routes};
+use credits_api::{Config, Env, Request, Stores, routes};
+use credits_sqlite::NativeDb;
 use serde_json::{Value, json};
 
 const SERVICE: &str = "test-service-token";
@@ -41,8 +41,11 @@ impl Api {
             .body(body.map(|b| b.to_string().into_bytes()).unwrap_or_default())
             .unwrap();
         let env = Env {
-            db: &self.db,
-            cache: &NoCache,
+            stores: Stores {
+                db: &self.db,
+                cache: &NoCache,
+            },
+            config: &Config::default(),
             service_token: Some(SERVICE),
             test_clock: true,
         };

@@ -23,11 +23,12 @@ use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use credits::native::NativeDb;
 use credits::{
     AccountId, Credits, DeductionRequest, FixedClock, HistoryQuery, NoCache, Operation, Plan,
-    Resource, SandboxPayments, Timestamp, TokenAmount, TransactionKind,
+    Resource, Timestamp, TokenAmount, TransactionKind,
 };
+use credits_sandbox::SandboxPayments;
+use credits_sqlite::NativeDb;
 
 const NOW: &str = "2026-11-25T10:00:00Z";
 
@@ -83,16 +84,17 @@ fn deductions_per_second(
     (threads * per_thread) as f64 / slowest.as_secs_f64()
 }
 
-/// Writes `rows` one-token plan deductions for `account` in one transaction,
-/// through the schema's triggers and constraints (plan usage follows; the credit
-/// balance stays 0).
+/// Writes `rows` one-token plan deductions for a fresh `account` in one
+/// transaction, through the schema's triggers and constraints: entry `i` is the
+/// account's `seq` `i`, plan usage and the usage rollup follow, and the credit
+/// balance stays 0.
 fn seed(conn: &rusqlite::Connection, account: &str, rows: i64) {
     conn.execute(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?2)
-         INSERT INTO ledger (account_id, kind, tokens, plan_tokens, credit_tokens, period,
+         INSERT INTO ledger (account_id, seq, kind, tokens, plan_tokens, credit_tokens, period,
                              operation, project, session, credit_balance_after,
                              plan_remaining_after, created_at)
-         SELECT ?1, 'deduction', 1, 1, 0, '2026-11', 'enrichment',
+         SELECT ?1, i, 'deduction', 1, 1, 0, '2026-11', 'enrichment',
                 'p-' || (i % 10), 's-' || i, 0, 0, ?3 - (?2 - i) * 1000
          FROM n",
         rusqlite::params![account, rows, now().millis()],
@@ -154,7 +156,8 @@ fn main() {
         "    seeded 1,001,000 ledger rows in {:.1} s",
         start.elapsed().as_secs_f64()
     );
-    let broken = with_credits(&db, |c| c.audit()).unwrap();
+    let mut broken = with_credits(&db, |c| c.audit()).unwrap();
+    broken.extend(credits_sandbox::audit(&db).unwrap());
     assert!(broken.is_empty(), "{broken:#?}");
 
     let first = HistoryQuery::default();

@@ -20,15 +20,15 @@
 
 mod support;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use credits::{
     AccountId, CreditsError, Database, Eur, Pack, PaymentMethodId, Plan, PurchaseSource,
-    RechargeSettings, TokenAmount, Transaction, Value,
+    RechargeSettings, TokenAmount, Transaction,
 };
 use proptest::prelude::*;
 use serde_json::json;
-use support::{World, deduction, idem, refund, split};
+use support::{World, deduction, idem, kind, refund, split};
 
 const MAX_ACCOUNTS: usize = 4;
 const DECLINED: &str = "pm_card_chargeDeclined";
@@ -167,7 +167,8 @@ struct Model {
     deductions: Vec<Deducted>,
     keys: HashMap<(usize, &'static str, u8), (serde_json::Value, Stored)>,
     ledger_rows: i64,
-    purchases_seen: i64,
+    /// Auto-recharge purchases `verify` has counted, by id.
+    purchases_seen: HashSet<String>,
 }
 
 fn test_case_error(message: String) -> TestCaseError {
@@ -182,13 +183,16 @@ macro_rules! check {
     };
 }
 
-fn expect_code<T: std::fmt::Debug>(
+/// The refusal must be this variant of [`CreditsError`] (see [`kind`]).
+fn expect_refusal<T: std::fmt::Debug>(
     result: Result<T, CreditsError>,
-    code: &str,
+    variant: &str,
 ) -> Result<(), TestCaseError> {
     match result {
-        Err(e) if e.code() == code => Ok(()),
-        other => Err(test_case_error(format!("expected {code}, got {other:?}"))),
+        Err(e) if kind(&e) == variant => Ok(()),
+        other => Err(test_case_error(format!(
+            "expected {variant}, got {other:?}"
+        ))),
     }
 }
 
@@ -235,7 +239,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
         deductions: Vec::new(),
         keys: HashMap::new(),
         ledger_rows: 0,
-        purchases_seen: 0,
+        purchases_seen: HashSet::new(),
     };
     for op in ops {
         step(&w, &mut m, op).map_err(|e| test_case_error(format!("{op:?}: {e}")))?;
@@ -259,7 +263,7 @@ fn step(w: &World, m: &mut Model, op: &Op) -> Result<(), TestCaseError> {
             let id = AccountId::parse(&name).unwrap();
             let result = w.credits_with(|c| c.create_account(&id, plan));
             if n >= MAX_ACCOUNTS {
-                return expect_code(result, "conflict");
+                return expect_refusal(result, "AccountExists");
             }
             ok(result)?;
             m.accounts.push(Account {
@@ -286,8 +290,8 @@ fn step(w: &World, m: &mut Model, op: &Op) -> Result<(), TestCaseError> {
             let a = &m.accounts[i];
             let result = w.credits_with(|c| c.purchase(&a.id, pack, idem_key.as_ref()));
             match m.replay(i, "purchase", key, &body) {
-                Some(Err(())) => return expect_code(result, "idempotency_conflict"),
-                Some(Ok(Stored::Declined)) => return expect_code(result, "payment_failed"),
+                Some(Err(())) => return expect_refusal(result, "IdempotencyKeyReused"),
+                Some(Ok(Stored::Declined)) => return expect_refusal(result, "PaymentDeclined"),
                 Some(Ok(Stored::Tx(tx))) => {
                     let r = ok(result)?;
                     check!(
@@ -299,12 +303,12 @@ fn step(w: &World, m: &mut Model, op: &Op) -> Result<(), TestCaseError> {
                 None => {}
             }
             if a.plan == Plan::Free {
-                return expect_code(result, "plan_upgrade_required");
+                return expect_refusal(result, "FreePlan");
             }
             match a.method {
-                None => return expect_code(result, "payment_method_required"),
+                None => return expect_refusal(result, "PaymentMethodRequired"),
                 Some(DECLINED) => {
-                    expect_code(result, "payment_failed")?;
+                    expect_refusal(result, "PaymentDeclined")?;
                     m.remember(i, "purchase", key, body, Stored::Declined);
                 }
                 Some(_) => {
@@ -347,7 +351,7 @@ fn step(w: &World, m: &mut Model, op: &Op) -> Result<(), TestCaseError> {
                 )
             });
             match m.replay(i, "deduction", key, &body) {
-                Some(Err(())) => return expect_code(result, "idempotency_conflict"),
+                Some(Err(())) => return expect_refusal(result, "IdempotencyKeyReused"),
                 Some(Ok(stored)) => {
                     let r = ok(result)?;
                     check!(
@@ -359,7 +363,7 @@ fn step(w: &World, m: &mut Model, op: &Op) -> Result<(), TestCaseError> {
                 None => {}
             }
             if tokens > remaining + a.credits {
-                return expect_code(result, "insufficient_balance");
+                return expect_refusal(result, "InsufficientBalance");
             }
             let r = ok(result)?;
             let plan_part = tokens.min(remaining);
@@ -414,7 +418,7 @@ fn step(w: &World, m: &mut Model, op: &Op) -> Result<(), TestCaseError> {
             let req = refund(&m.accounts[i].id, &m.deductions[d].tx, tokens);
             let result = w.credits_with(|c| c.refund(&req, idem_key.as_ref()));
             match m.replay(i, "refund", key, &body) {
-                Some(Err(())) => return expect_code(result, "idempotency_conflict"),
+                Some(Err(())) => return expect_refusal(result, "IdempotencyKeyReused"),
                 Some(Ok(stored)) => {
                     let r = ok(result)?;
                     check!(
@@ -425,15 +429,28 @@ fn step(w: &World, m: &mut Model, op: &Op) -> Result<(), TestCaseError> {
                 }
                 None => {}
             }
-            if !own {
-                return expect_code(result, "not_found");
-            }
+            // Ids are numbered per account: another account's deduction id names
+            // this account's entry of the same number, which is refunded if it is
+            // a deduction, and is not found otherwise.
+            let d = if own {
+                d
+            } else {
+                let id = m.deductions[d].tx.id();
+                match m
+                    .deductions
+                    .iter()
+                    .position(|dd| dd.acct == i && dd.tx.id() == id)
+                {
+                    Some(mine) => mine,
+                    None => return expect_refusal(result, "NotFound"),
+                }
+            };
             let dd = &m.deductions[d];
             let (d_tokens, _, d_credit) = split(&dd.tx);
             let left = d_tokens - dd.refunded;
             let wanted = tokens.unwrap_or(left);
             if wanted == 0 || wanted > left {
-                return expect_code(result, "refund_exceeds_deduction");
+                return expect_refusal(result, "RefundExceedsDeduction");
             }
             let r = ok(result)?;
             let credit_back = wanted.min(d_credit - dd.credit_refunded);
@@ -486,10 +503,10 @@ fn step(w: &World, m: &mut Model, op: &Op) -> Result<(), TestCaseError> {
             .unwrap();
             let result = w.credits_with(|c| c.save_recharge_settings(&a.id, &settings));
             if enabled && a.plan == Plan::Free {
-                return expect_code(result, "plan_upgrade_required");
+                return expect_refusal(result, "FreePlan");
             }
             if enabled && a.method.is_none() {
-                return expect_code(result, "payment_method_required");
+                return expect_refusal(result, "PaymentMethodRequired");
             }
             let view = ok(result)?;
             check!(
@@ -517,19 +534,23 @@ fn step(w: &World, m: &mut Model, op: &Op) -> Result<(), TestCaseError> {
 /// The invariants, after every step.
 fn verify(w: &World, m: &mut Model) -> Result<(), TestCaseError> {
     // Auto-recharges the step bought: each within the limit in force, counted
-    // with every earlier one of its month that was not declined.
+    // with every other one of its month that was not declined. (The table has no
+    // rowid to tell the order of writing; a step buys at most one per account, so
+    // all the others of its month are earlier ones.)
     let bought =
         w.db.execute(
-            "SELECT p.rowid, p.account_id, p.tokens, p.status,
+            "SELECT p.id, p.account_id, p.tokens, p.status,
                     (SELECT SUM(q.amount_cents) FROM purchases q
                      WHERE q.account_id = p.account_id AND q.source = 'auto_recharge'
-                       AND q.period = p.period AND q.status <> 'failed' AND q.rowid <= p.rowid)
-             FROM purchases p WHERE p.source = 'auto_recharge' AND p.rowid > ?1 ORDER BY p.rowid",
-            &[Value::Integer(m.purchases_seen)],
+                       AND q.period = p.period AND q.status <> 'failed')
+             FROM purchases p WHERE p.source = 'auto_recharge' ORDER BY p.created_at, p.id",
+            &[],
         )
         .unwrap();
     for row in &bought {
-        m.purchases_seen = row.int(0).unwrap();
+        if !m.purchases_seen.insert(row.text(0).unwrap().to_owned()) {
+            continue;
+        }
         let id = row.text(1).unwrap();
         let a = m.accounts.iter_mut().find(|a| a.id.as_str() == id).unwrap();
         let status = row.text(3).unwrap();
@@ -576,7 +597,7 @@ fn verify(w: &World, m: &mut Model) -> Result<(), TestCaseError> {
             a.id
         );
     }
-    let broken = ok(w.credits_with(|c| c.audit()))?;
+    let broken = ok(w.audit())?;
     check!(broken.is_empty(), "audit: {broken:#?}");
     Ok(())
 }

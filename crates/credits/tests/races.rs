@@ -21,7 +21,7 @@ use std::thread;
 
 use credits::{CreditsError, Eur, Pack, Plan, RechargeOutcome, RechargeSettings, TokenAmount};
 use serde_json::json;
-use support::{World, deduction, idem, refund, split};
+use support::{World, deduction, idem, kind, refund, split};
 
 const THREADS: usize = 8;
 const VISA: &str = "pm_card_visa";
@@ -45,8 +45,12 @@ fn race<T: Send>(path: &Path, f: impl Fn(usize, &World) -> T + Sync) -> Vec<T> {
 }
 
 /// Only the refusals a rule gives may reach a caller: never a storage error.
-fn expect_refusal(err: &CreditsError, code: &str) {
-    assert_eq!(err.code(), code, "unexpected error reached a caller: {err}");
+fn expect_refusal(err: &CreditsError, variant: &str) {
+    assert_eq!(
+        kind(err),
+        variant,
+        "unexpected error reached a caller: {err:?}"
+    );
 }
 
 #[test]
@@ -62,7 +66,7 @@ fn racing_deductions_never_overdraw_and_exactly_the_right_number_succeed() {
         for _ in 0..60 {
             match world.credits_with(|c| c.deduct(&deduction(&acme, per, None), None)) {
                 Ok(_) => ok += 1,
-                Err(e) => expect_refusal(&e, "insufficient_balance"),
+                Err(e) => expect_refusal(&e, "InsufficientBalance"),
             }
         }
         ok
@@ -92,7 +96,7 @@ fn racing_purchases_are_each_charged_and_granted_once() {
             let err = world
                 .credits_with(|c| c.purchase(&declined, Pack::Pro, None))
                 .unwrap_err();
-            expect_refusal(&err, "payment_failed");
+            expect_refusal(&err, "PaymentDeclined");
         }
         i
     });
@@ -130,7 +134,7 @@ fn racing_refunds_of_one_deduction_never_refund_more_than_it_took() {
     {
         Ok(r) => split(&r.value.transaction).0,
         Err(e) => {
-            expect_refusal(&e, "refund_exceeds_deduction");
+            expect_refusal(&e, "RefundExceedsDeduction");
             0
         }
     };
@@ -293,7 +297,7 @@ fn racing_deductions_that_cross_the_threshold_stay_within_the_monthly_limit() {
             let account = if i == 0 { &other } else { &acme };
             match world.credits_with(|c| c.deduct(&deduction(account, 50_000, None), None)) {
                 Ok(_) => ok += 1,
-                Err(e) => expect_refusal(&e, "insufficient_balance"),
+                Err(e) => expect_refusal(&e, "InsufficientBalance"),
             }
         }
         ok

@@ -1,5 +1,5 @@
-//! A world to run the rules in: a SQLite file in WAL mode, the sandbox provider
-//! and a clock the test moves.
+//! A world to run the rules in: a SQLite file opened as Spin opens one (the
+//! migration switches it to WAL), the sandbox provider and a clock the test moves.
 
 #![allow(
     dead_code,
@@ -13,15 +13,19 @@
     clippy::doc_markdown
 )]
 
+pub mod rules;
+
 use std::cell::Cell;
+use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 
-use credits::native::NativeDb;
 use credits::{
-    AccountId, Charge, ChargeOutcome, Clock, Credits, CreditsError, Database, DeductionRequest,
-    Idempotency, IdempotencyKey, NoCache, Operation, PaymentMethodId, PaymentProvider, Plan,
-    Reason, RefundRequest, Resource, SandboxPayments, Timestamp, TokenAmount, Transaction,
+    AccountId, Charge, ChargeOutcome, Clock, Credits, CreditsError, Database, DbErrorKind,
+    DeductionRequest, Idempotency, IdempotencyKey, NoCache, Operation, PaymentMethodId,
+    PaymentProvider, Plan, Reason, RefundRequest, Resource, Timestamp, TokenAmount, Transaction,
 };
+use credits_sandbox::SandboxPayments;
+use credits_sqlite::NativeDb;
 
 /// A clock the test sets.
 pub struct TestClock(Cell<i64>);
@@ -130,8 +134,13 @@ impl World {
         self.count("SELECT COUNT(*) FROM ledger")
     }
 
+    /// Charges the sandbox recorded; it creates its table with the first one.
     pub fn charges(&self) -> i64 {
-        self.count("SELECT COUNT(*) FROM sandbox_charges")
+        match self.db.execute("SELECT COUNT(*) FROM sandbox_charges", &[]) {
+            Ok(rows) => rows[0].int(0).unwrap(),
+            Err(e) if e.kind == DbErrorKind::MissingSchema => 0,
+            Err(e) => panic!("{e}"),
+        }
     }
 
     pub fn account(&self, id: &str, plan: Plan) -> AccountId {
@@ -147,8 +156,15 @@ impl World {
         id
     }
 
+    /// Every broken invariant: the domain's audit and the sandbox provider's.
+    pub fn audit(&self) -> Result<Vec<String>, CreditsError> {
+        let mut broken = self.credits_with(|c| c.audit())?;
+        broken.extend(credits_sandbox::audit(&self.db)?);
+        Ok(broken)
+    }
+
     pub fn assert_books_balance(&self) {
-        let broken = self.credits_with(|c| c.audit()).unwrap();
+        let broken = self.audit().unwrap();
         assert!(broken.is_empty(), "{broken:#?}");
     }
 }
@@ -165,10 +181,34 @@ pub fn deduction(account: &AccountId, tokens: u64, project: Option<&str>) -> Ded
 pub fn refund(account: &AccountId, deduction: &Transaction, tokens: Option<u64>) -> RefundRequest {
     RefundRequest {
         account: account.clone(),
-        deduction_id: deduction.id().to_string(),
+        deduction: Some(deduction.id()),
         tokens: tokens.map(|t| TokenAmount::new(t).unwrap()),
         reason: Some(Reason::parse("job failed").unwrap()),
     }
+}
+
+/// The name of an error's variant: what a rule refused, in the domain's terms.
+pub fn kind(e: &CreditsError) -> &'static str {
+    match e {
+        CreditsError::Invalid(_) => "Invalid",
+        CreditsError::UnknownAccountKey => "UnknownAccountKey",
+        CreditsError::FreePlan(_) => "FreePlan",
+        CreditsError::NotFound(_) => "NotFound",
+        CreditsError::InsufficientBalance { .. } => "InsufficientBalance",
+        CreditsError::PaymentDeclined(_) => "PaymentDeclined",
+        CreditsError::PaymentMethodRequired => "PaymentMethodRequired",
+        CreditsError::AccountExists(_) => "AccountExists",
+        CreditsError::IdempotencyKeyReused => "IdempotencyKeyReused",
+        CreditsError::RefundExceedsDeduction { .. } => "RefundExceedsDeduction",
+        CreditsError::Storage(_) => "Storage",
+        CreditsError::ProviderUnavailable(_) => "ProviderUnavailable",
+        CreditsError::Internal(_) => "Internal",
+    }
+}
+
+/// The variant of the error `result` must be (see [`kind`]).
+pub fn refused<T: Debug>(result: Result<T, CreditsError>) -> &'static str {
+    kind(&result.expect_err("expected an error"))
 }
 
 /// An `Idempotency-Key` with the body it came with.
@@ -202,7 +242,9 @@ pub struct ChargesThenFails<'a>(pub SandboxPayments<'a>);
 impl PaymentProvider for ChargesThenFails<'_> {
     fn charge(&self, charge: &Charge<'_>) -> Result<ChargeOutcome, CreditsError> {
         self.0.charge(charge)?;
-        Err(CreditsError::Internal("provider connection reset".into()))
+        Err(CreditsError::ProviderUnavailable(
+            "provider connection reset".into(),
+        ))
     }
 }
 

@@ -1,0 +1,171 @@
+//! Crash recovery: a purchase whose outcome was lost is granted exactly once later.
+//!
+//! Rules of API.md that the domain crate owns, with each of their error paths,
+//! driven natively on a SQLite file. Every test ends with the books balancing.
+
+#![allow(
+    clippy::redundant_closure_for_method_calls, // `|c| c.audit()` reads better than a path
+    clippy::many_single_char_names,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss,
+    clippy::unnecessary_wraps,
+    clippy::doc_markdown
+)]
+
+mod support;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use credits::{CreditsError, Pack, Plan};
+use serde_json::json;
+use support::rules::{VISA, auto_purchases, enable_recharge};
+use support::{ChargesThenFails, ChargesThenPanics, World, idem, refused};
+
+#[test]
+fn a_purchase_lost_after_charging_is_granted_exactly_once_later() {
+    let w = World::new();
+    let acme = w.paying_account("acme", Plan::Pro, VISA);
+    let lost = ChargesThenFails(w.sandbox());
+    let err = w
+        .credits_paying_with(&lost, |c| c.purchase(&acme, Pack::Standard, None))
+        .unwrap_err();
+    assert!(
+        matches!(err, CreditsError::ProviderUnavailable(_)),
+        "{err:?}"
+    );
+    assert_eq!((w.balance(&acme), w.charges()), (0, 1));
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM purchases WHERE status = 'pending'"),
+        1
+    );
+    w.assert_books_balance();
+
+    // Not stale yet: left alone.
+    let now = w.now();
+    assert_eq!(
+        w.credits_with(|c| c.settle_stale_purchases(now.plus_millis(-60_000)))
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        w.credits_with(|c| c.settle_stale_purchases(now)).unwrap(),
+        1
+    );
+    assert_eq!(
+        w.credits_with(|c| c.settle_stale_purchases(now)).unwrap(),
+        0
+    );
+    assert_eq!(
+        (w.balance(&acme), w.charges(), w.ledger_rows()),
+        (2_500_000, 1, 1)
+    );
+    w.assert_books_balance();
+}
+
+#[test]
+fn a_purchase_retried_with_its_key_after_a_crash_is_granted_once() {
+    let w = World::new();
+    let acme = w.paying_account("acme", Plan::Pro, VISA);
+    let key = idem("buy-1", &json!({"pack": "plus"}));
+    let dies = ChargesThenPanics(w.sandbox());
+    let crashed = catch_unwind(AssertUnwindSafe(|| {
+        w.credits_paying_with(&dies, |c| c.purchase(&acme, Pack::Plus, Some(&key)))
+    }));
+    assert!(crashed.is_err());
+    assert_eq!((w.balance(&acme), w.charges()), (0, 1));
+    let retry = w
+        .credits_with(|c| c.purchase(&acme, Pack::Plus, Some(&key)))
+        .unwrap();
+    assert!(retry.replayed);
+    assert_eq!(retry.value.credits.balance_tokens, 7_000_000);
+    let again = w
+        .credits_with(|c| c.purchase(&acme, Pack::Plus, Some(&key)))
+        .unwrap();
+    assert_eq!(again.value.transaction, retry.value.transaction);
+    w.clock.advance_ms(120_000);
+    assert_eq!(w.credits_with(|c| c.recharge_check()).unwrap().checked, 0);
+    assert_eq!(
+        (w.balance(&acme), w.charges(), w.ledger_rows()),
+        (7_000_000, 1, 1)
+    );
+    w.assert_books_balance();
+}
+
+#[test]
+fn an_auto_recharge_that_died_after_charging_is_granted_once_by_a_later_check() {
+    let w = World::new();
+    let acme = w.paying_account("acme", Plan::Pro, VISA);
+    enable_recharge(&w, &acme, Pack::Standard, 1_000_000, "50.00");
+    let dies = ChargesThenPanics(w.sandbox());
+    let crashed = catch_unwind(AssertUnwindSafe(|| {
+        w.credits_paying_with(&dies, |c| c.recharge_check())
+    }));
+    assert!(crashed.is_err());
+    assert_eq!((w.balance(&acme), w.charges()), (0, 1));
+    // While it is pending, nothing else is bought for this balance.
+    assert_eq!(
+        w.credits_with(|c| c.recharge_check()).unwrap().skipped,
+        ["acme"]
+    );
+    w.clock.advance_ms(60_000);
+    let report = w.credits_with(|c| c.recharge_check()).unwrap();
+    assert!(report.recharged.is_empty() && report.skipped.is_empty() && report.failed.is_empty());
+    assert_eq!(
+        (w.balance(&acme), w.charges(), auto_purchases(&w, &acme)),
+        (2_500_000, 1, 1)
+    );
+    assert_eq!(
+        w.credits_with(|c| c.recharge_settings(&acme))
+            .unwrap()
+            .spent_this_month_eur
+            .to_string(),
+        "10.00"
+    );
+    w.assert_books_balance();
+}
+
+/// A provider that cannot be reached for one payment method (its outcome stays
+/// unknown) and is the sandbox for every other.
+struct UnreachableFor<'a>(&'static str, credits_sandbox::SandboxPayments<'a>);
+
+impl credits::PaymentProvider for UnreachableFor<'_> {
+    fn charge(&self, charge: &credits::Charge<'_>) -> Result<credits::ChargeOutcome, CreditsError> {
+        if charge.payment_method == self.0 {
+            return Err(CreditsError::ProviderUnavailable(
+                "provider timed out".into(),
+            ));
+        }
+        self.1.charge(charge)
+    }
+}
+
+#[test]
+fn a_purchase_that_cannot_be_settled_does_not_stop_the_recharge_check() {
+    let w = World::new();
+    let stuck = w.paying_account("stuck", Plan::Pro, "pm_card_unreachable");
+    let acme = w.paying_account("acme", Plan::Pro, VISA);
+    enable_recharge(&w, &acme, Pack::Starter, 500_000, "50.00");
+    let provider = || UnreachableFor("pm_card_unreachable", w.sandbox());
+    assert_eq!(
+        refused(w.credits_paying_with(&provider(), |c| c.purchase(&stuck, Pack::Starter, None))),
+        "ProviderUnavailable"
+    );
+    w.clock.advance_ms(61_000);
+    // The stuck purchase stays pending; everyone else is still served.
+    let report = w
+        .credits_paying_with(&provider(), |c| c.recharge_check())
+        .unwrap();
+    assert_eq!(report.recharged, ["acme"]);
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM purchases WHERE status = 'pending'"),
+        1
+    );
+    assert_eq!((w.balance(&stuck), w.balance(&acme)), (0, 1_000_000));
+    // Once the provider answers again, the purchase is granted, once.
+    let report = w.credits_with(|c| c.recharge_check()).unwrap();
+    assert!(report.recharged.is_empty());
+    assert_eq!((w.balance(&stuck), w.charges()), (1_000_000, 2));
+    w.assert_books_balance();
+}

@@ -1,0 +1,108 @@
+//! Buying credit packs: who may, what a decline does, what a purchase grants.
+//!
+//! Rules of API.md that the domain crate owns, with each of their error paths,
+//! driven natively on a SQLite file. Every test ends with the books balancing.
+
+#![allow(
+    clippy::redundant_closure_for_method_calls, // `|c| c.audit()` reads better than a path
+    clippy::many_single_char_names,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss,
+    clippy::unnecessary_wraps,
+    clippy::doc_markdown
+)]
+
+mod support;
+
+use credits::{AccountId, CreditsError, Pack, Plan, PurchaseSource, Transaction};
+use support::rules::{DECLINED, VISA};
+use support::{World, refused};
+
+#[test]
+fn the_free_plan_may_not_buy_and_is_told_before_the_payment_method() {
+    let w = World::new();
+    let bare = w.account("bare", Plan::Free);
+    let err = w
+        .credits_with(|c| c.purchase(&bare, Pack::Starter, None))
+        .unwrap_err();
+    assert!(matches!(err, CreditsError::FreePlan(_)), "{err:?}");
+    let with_card = w.paying_account("with-card", Plan::Free, VISA);
+    assert_eq!(
+        refused(w.credits_with(|c| c.purchase(&with_card, Pack::Starter, None))),
+        "FreePlan"
+    );
+    assert_eq!((w.charges(), w.ledger_rows()), (0, 0));
+    w.assert_books_balance();
+}
+
+#[test]
+fn a_purchase_needs_a_payment_method() {
+    let w = World::new();
+    let acme = w.account("acme", Plan::Pro);
+    let err = w
+        .credits_with(|c| c.purchase(&acme, Pack::Starter, None))
+        .unwrap_err();
+    assert!(
+        matches!(err, CreditsError::PaymentMethodRequired),
+        "{err:?}"
+    );
+    let ghost = AccountId::parse("ghost").unwrap();
+    assert_eq!(
+        refused(w.credits_with(|c| c.purchase(&ghost, Pack::Starter, None))),
+        "NotFound"
+    );
+    assert_eq!((w.charges(), w.ledger_rows()), (0, 0));
+    w.assert_books_balance();
+}
+
+#[test]
+fn a_declined_payment_grants_nothing() {
+    let w = World::new();
+    let acme = w.paying_account("acme", Plan::Pro, DECLINED);
+    let err = w
+        .credits_with(|c| c.purchase(&acme, Pack::Standard, None))
+        .unwrap_err();
+    assert!(matches!(err, CreditsError::PaymentDeclined(_)), "{err:?}");
+    assert_eq!(w.balance(&acme), 0);
+    assert_eq!(w.ledger_rows(), 0);
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM purchases WHERE status = 'failed'"),
+        1
+    );
+    w.assert_books_balance();
+}
+
+#[test]
+fn a_purchase_grants_the_packs_tokens_and_returns_the_balance() {
+    let w = World::new();
+    let acme = w.paying_account("acme", Plan::Team, VISA);
+    let mut expected = 0;
+    for pack in Pack::ALL {
+        let receipt = w.credits_with(|c| c.purchase(&acme, pack, None)).unwrap();
+        assert!(!receipt.replayed);
+        expected += pack.tokens();
+        assert_eq!(receipt.value.credits.balance_tokens, expected);
+        match receipt.value.transaction {
+            Transaction::Purchase {
+                source,
+                pack: name,
+                tokens,
+                amount_eur,
+                ..
+            } => {
+                assert_eq!(source, PurchaseSource::Manual);
+                assert_eq!(name, pack.id());
+                assert_eq!(tokens, pack.tokens());
+                assert_eq!(amount_eur, pack.price());
+            }
+            other => panic!("not a purchase: {other:?}"),
+        }
+    }
+    assert_eq!(w.balance(&acme), 25_500_000);
+    assert_eq!(w.charges(), 4);
+    // The plan allocation is untouched by purchases.
+    assert_eq!(w.available(&acme), 25_500_000 + 10_000_000);
+    w.assert_books_balance();
+}
