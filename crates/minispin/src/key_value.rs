@@ -1,9 +1,8 @@
-//! Key-value stores: `fermyon:spin/key-value@2.0.0` backed by SQLite, as Spin's default store is.
+//! Key-value stores: `fermyon:spin/key-value@2.0.0` on a SQLite file, exactly as Spin's default (`spin`) store keeps it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rusqlite::{Connection, OptionalExtension};
 use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
@@ -19,20 +18,14 @@ wasmtime::component::bindgen!({
 
 use fermyon::spin::key_value::{Error, Host, HostStore, add_to_linker};
 
-/// The only label available without a runtime config file, as in Spin.
+/// The label every app has, as in Spin.
 pub const DEFAULT_LABEL: &str = "default";
 /// File of the `default` store under the state directory (Spin's name).
 pub const DEFAULT_FILE: &str = "sqlite_key_value.db";
 
-/// Why the key-value backend could not be opened.
+/// Why the key-value stores could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyValueError {
-    /// The SQLite file could not be opened or prepared.
-    #[error("cannot open key-value database {path}: {source}")]
-    Open {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
     /// A component lists a store label that has no backend.
     #[error(
         "component `{component}` uses key-value store `{label}`, which is not defined (only `default` is available)"
@@ -40,43 +33,59 @@ pub enum KeyValueError {
     UnknownLabel { component: String, label: String },
 }
 
-/// The application's key-value backend: one SQLite file holding every store.
-#[derive(Clone)]
-pub struct KeyValueStores {
-    db: Arc<Mutex<Connection>>,
+/// A SQLite file holding every store of one label, as Spin's `spin` key-value
+/// type keeps it: one connection for the whole app, opened on the first `open`
+/// with rusqlite's defaults and no pragmas, and Spin's table.
+struct SqliteStoreFile {
+    path: PathBuf,
+    conn: OnceLock<Arc<Mutex<Connection>>>,
 }
 
-impl KeyValueStores {
-    /// Opens (creating if needed) `<state_dir>/sqlite_key_value.db`.
-    pub fn open(state_dir: &Path) -> Result<Self, KeyValueError> {
-        let path = state_dir.join(DEFAULT_FILE);
-        let open_err = |source| KeyValueError::Open {
-            path: path.clone(),
-            source,
-        };
-        let conn = Connection::open(&path).map_err(open_err)?;
-        conn.busy_timeout(Duration::from_secs(5))
-            .map_err(open_err)?;
-        // Spin's own schema, so a `.spin/` directory works with either runtime.
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = NORMAL;
-             CREATE TABLE IF NOT EXISTS spin_key_value (
+impl SqliteStoreFile {
+    fn connection(&self) -> rusqlite::Result<Arc<Mutex<Connection>>> {
+        if let Some(conn) = self.conn.get() {
+            return Ok(conn.clone());
+        }
+        // Two racing first opens may both connect; one connection wins, as in Spin.
+        let conn = Connection::open(&self.path)?;
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS spin_key_value (
                store TEXT NOT NULL,
                key   TEXT NOT NULL,
                value BLOB NOT NULL,
                PRIMARY KEY (store, key)
-             );",
-        )
-        .map_err(open_err)?;
+             )",
+            [],
+        )?;
+        Ok(self.conn.get_or_init(|| Arc::new(Mutex::new(conn))).clone())
+    }
+}
+
+/// The application's key-value stores by label.
+#[derive(Clone)]
+pub struct KeyValueStores {
+    stores: Arc<HashMap<String, Arc<SqliteStoreFile>>>,
+}
+
+impl KeyValueStores {
+    /// The `default` store, `<state_dir>/sqlite_key_value.db`. Nothing is opened
+    /// here: as in Spin, a guest's first `open` opens (and creates) the file.
+    pub fn open(state_dir: &Path) -> Result<Self, KeyValueError> {
+        let default = SqliteStoreFile {
+            path: state_dir.join(DEFAULT_FILE),
+            conn: OnceLock::new(),
+        };
         Ok(Self {
-            db: Arc::new(Mutex::new(conn)),
+            stores: Arc::new(HashMap::from([(
+                DEFAULT_LABEL.to_string(),
+                Arc::new(default),
+            )])),
         })
     }
 
     /// Checks a component's `key_value_stores` against the stores that exist.
     pub fn check_labels(&self, component: &str, labels: &[String]) -> Result<(), KeyValueError> {
-        match labels.iter().find(|l| *l != DEFAULT_LABEL) {
+        match labels.iter().find(|l| !self.stores.contains_key(*l)) {
             Some(label) => Err(KeyValueError::UnknownLabel {
                 component: component.into(),
                 label: label.clone(),
@@ -88,26 +97,27 @@ impl KeyValueStores {
     /// Per-instance host state for a component allowed the given labels.
     pub fn instance(&self, allowed: Arc<HashSet<String>>) -> KeyValueInstance {
         KeyValueInstance {
-            db: self.db.clone(),
+            stores: self.stores.clone(),
             allowed,
             table: ResourceTable::new(),
         }
     }
 }
 
-/// A store handle held by a guest.
+/// A store handle held by a guest: the store's name and its file's connection.
 pub struct OpenStore {
     label: String,
+    db: Arc<Mutex<Connection>>,
 }
 
 /// Per-instance state of the key-value host.
 pub struct KeyValueInstance {
-    db: Arc<Mutex<Connection>>,
+    stores: Arc<HashMap<String, Arc<SqliteStoreFile>>>,
     allowed: Arc<HashSet<String>>,
     table: ResourceTable,
 }
 
-/// Runs `op` on the shared connection off the async worker threads, so a busy
+/// Runs `op` on the store's connection off the async worker threads, so a busy
 /// database never stalls other requests.
 async fn with_db<R: Send + 'static>(
     db: Arc<Mutex<Connection>>,
@@ -123,8 +133,12 @@ async fn with_db<R: Send + 'static>(
 }
 
 impl KeyValueInstance {
-    fn label(&self, store: &Resource<OpenStore>) -> wasmtime::Result<String> {
-        Ok(self.table.get(store)?.label.clone())
+    fn store(
+        &self,
+        store: &Resource<OpenStore>,
+    ) -> wasmtime::Result<(String, Arc<Mutex<Connection>>)> {
+        let open = self.table.get(store)?;
+        Ok((open.label.clone(), open.db.clone()))
     }
 }
 
@@ -139,10 +153,16 @@ impl HostStore for KeyValueInstance {
         if !self.allowed.contains(&label) {
             return Ok(Err(Error::AccessDenied));
         }
-        if label != DEFAULT_LABEL {
+        let Some(file) = self.stores.get(&label).cloned() else {
             return Ok(Err(Error::NoSuchStore));
-        }
-        Ok(Ok(self.table.push(OpenStore { label })?))
+        };
+        let db = tokio::task::spawn_blocking(move || file.connection())
+            .await?
+            .map_err(|e| Error::Other(e.to_string()));
+        Ok(match db {
+            Ok(db) => Ok(self.table.push(OpenStore { label, db })?),
+            Err(e) => Err(e),
+        })
     }
 
     async fn get(
@@ -150,8 +170,8 @@ impl HostStore for KeyValueInstance {
         store: Resource<OpenStore>,
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
-        let label = self.label(&store)?;
-        Ok(with_db(self.db.clone(), move |c| {
+        let (label, db) = self.store(&store)?;
+        Ok(with_db(db, move |c| {
             c.prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?
                 .query_row((label, key), |row| row.get(0))
                 .optional()
@@ -165,8 +185,8 @@ impl HostStore for KeyValueInstance {
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), Error>> {
-        let label = self.label(&store)?;
-        Ok(with_db(self.db.clone(), move |c| {
+        let (label, db) = self.store(&store)?;
+        Ok(with_db(db, move |c| {
             c.prepare_cached(
                 "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
                      ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
@@ -182,8 +202,8 @@ impl HostStore for KeyValueInstance {
         store: Resource<OpenStore>,
         key: String,
     ) -> wasmtime::Result<Result<(), Error>> {
-        let label = self.label(&store)?;
-        Ok(with_db(self.db.clone(), move |c| {
+        let (label, db) = self.store(&store)?;
+        Ok(with_db(db, move |c| {
             c.prepare_cached("DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2")?
                 .execute((label, key))
                 .map(drop)
@@ -196,9 +216,9 @@ impl HostStore for KeyValueInstance {
         store: Resource<OpenStore>,
         key: String,
     ) -> wasmtime::Result<Result<bool, Error>> {
-        let label = self.label(&store)?;
-        Ok(with_db(self.db.clone(), move |c| {
-            c.prepare_cached("SELECT 1 FROM spin_key_value WHERE store = ?1 AND key = ?2")?
+        let (label, db) = self.store(&store)?;
+        Ok(with_db(db, move |c| {
+            c.prepare_cached("SELECT 1 FROM spin_key_value WHERE store = ?1 AND key = ?2 LIMIT 1")?
                 .exists((label, key))
         })
         .await)
@@ -208,9 +228,9 @@ impl HostStore for KeyValueInstance {
         &mut self,
         store: Resource<OpenStore>,
     ) -> wasmtime::Result<Result<Vec<String>, Error>> {
-        let label = self.label(&store)?;
-        Ok(with_db(self.db.clone(), move |c| {
-            c.prepare_cached("SELECT key FROM spin_key_value WHERE store = ?1 ORDER BY key")?
+        let (label, db) = self.store(&store)?;
+        Ok(with_db(db, move |c| {
+            c.prepare_cached("SELECT key FROM spin_key_value WHERE store = ?1")?
                 .query_map([label], |row| row.get(0))?
                 .collect()
         })

@@ -1,9 +1,9 @@
-//! SQLite databases: `fermyon:spin/sqlite@2.0.0` on a local file with WAL and a busy timeout.
+//! SQLite databases: `fermyon:spin/sqlite@2.0.0` as Spin's in-process SQLite does it: a new connection for every `open`, no pragmas, no pool.
 
+use std::collections::HashMap;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use rusqlite::Connection;
 use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
@@ -22,24 +22,16 @@ use fermyon::spin::sqlite::{
     Error, Host, HostConnection, QueryResult, RowResult, Value, add_to_linker,
 };
 
-/// The only label available without a runtime config file, as in Spin.
+/// The label every app has, as in Spin.
 pub const DEFAULT_LABEL: &str = "default";
 /// File of the `default` database under the state directory (Spin's name).
 pub const DEFAULT_FILE: &str = "sqlite_db.db";
-/// How long a statement waits for another instance's write lock before failing.
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Idle connections kept for reuse; opening one costs a file open and pragmas.
-const MAX_IDLE: usize = 16;
+/// Connections one instance may hold open at once (Spin's resource table size).
+const MAX_CONNECTIONS: usize = 256;
 
-/// Why the SQLite backend could not be opened.
+/// Why the SQLite databases could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum SqliteError {
-    /// The database file could not be opened or prepared.
-    #[error("cannot open SQLite database {path}: {source}")]
-    Open {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
     /// A component lists a database label that has no backend.
     #[error(
         "component `{component}` uses SQLite database `{label}`, which is not defined (only `default` is available)"
@@ -47,73 +39,51 @@ pub enum SqliteError {
     UnknownLabel { component: String, label: String },
 }
 
-/// The application's `default` database and a small pool of connections to it.
+/// Where a database lives. Like Spin's `InProcDatabaseLocation`: a file, or (a
+/// `type = "spin"` database without `path`) a fresh in-memory database per connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseLocation {
+    /// A private in-memory database for each connection.
+    InMemory,
+    /// A database file, created on first use.
+    Path(PathBuf),
+}
+
+impl DatabaseLocation {
+    /// Opens a new connection exactly as Spin does: `rusqlite::Connection::open`
+    /// with rusqlite's defaults (read-write, create, URI names, its 5 s busy
+    /// timeout) and no pragmas, so journal mode, `synchronous` and foreign keys are
+    /// whatever SQLite and the file say.
+    fn connect(&self) -> rusqlite::Result<Connection> {
+        match self {
+            Self::InMemory => Connection::open_in_memory(),
+            Self::Path(path) => Connection::open(path),
+        }
+    }
+}
+
+/// The application's SQLite databases by label.
 #[derive(Clone)]
 pub struct SqliteDatabases {
-    pool: Arc<Pool>,
-}
-
-struct Pool {
-    path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
-}
-
-impl Pool {
-    fn connect(&self) -> rusqlite::Result<Connection> {
-        if let Some(conn) = self
-            .idle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop()
-        {
-            return Ok(conn);
-        }
-        open_connection(&self.path)
-    }
-
-    fn give_back(&self, conn: Connection) {
-        // A guest that trapped mid-transaction must not leave its locks to the next one.
-        if !conn.is_autocommit() && conn.execute_batch("ROLLBACK").is_err() {
-            return;
-        }
-        let mut idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if idle.len() < MAX_IDLE {
-            idle.push(conn);
-        }
-    }
-}
-
-fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
-    let conn = Connection::open(path)?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-    )?;
-    Ok(conn)
+    databases: Arc<HashMap<String, DatabaseLocation>>,
 }
 
 impl SqliteDatabases {
-    /// Opens (creating if needed) `<state_dir>/sqlite_db.db` in WAL mode.
+    /// The `default` database, `<state_dir>/sqlite_db.db`. Nothing is opened here:
+    /// as in Spin, the file is opened (and created) by a guest's first statement.
     pub fn open(state_dir: &Path) -> Result<Self, SqliteError> {
-        let path = state_dir.join(DEFAULT_FILE);
-        let conn = open_connection(&path).map_err(|source| SqliteError::Open {
-            path: path.clone(),
-            source,
-        })?;
+        let databases = HashMap::from([(
+            DEFAULT_LABEL.to_string(),
+            DatabaseLocation::Path(state_dir.join(DEFAULT_FILE)),
+        )]);
         Ok(Self {
-            pool: Arc::new(Pool {
-                path,
-                idle: Mutex::new(vec![conn]),
-            }),
+            databases: Arc::new(databases),
         })
     }
 
     /// Checks a component's `sqlite_databases` against the databases that exist.
     pub fn check_labels(&self, component: &str, labels: &[String]) -> Result<(), SqliteError> {
-        match labels.iter().find(|l| *l != DEFAULT_LABEL) {
+        match labels.iter().find(|l| !self.databases.contains_key(*l)) {
             Some(label) => Err(SqliteError::UnknownLabel {
                 component: component.into(),
                 label: label.clone(),
@@ -125,38 +95,38 @@ impl SqliteDatabases {
     /// Per-instance host state for a component allowed the given labels.
     pub fn instance(&self, allowed: Arc<HashSet<String>>) -> SqliteInstance {
         SqliteInstance {
-            pool: self.pool.clone(),
+            databases: self.databases.clone(),
             allowed,
             table: ResourceTable::new(),
+            open: 0,
         }
     }
 }
 
-/// A connection handle held by a guest; the connection goes back to the pool when
-/// the guest drops it or its instance ends.
+/// A connection held by a guest. Like Spin's `InProcConnection`, the SQLite
+/// connection itself is opened by the first statement and closed when the guest
+/// drops the handle or its instance ends.
 pub struct OpenConnection {
+    location: DatabaseLocation,
     conn: Arc<Mutex<Option<Connection>>>,
-    pool: Arc<Pool>,
 }
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
-        let conn = self
-            .conn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        if let Some(conn) = conn {
-            self.pool.give_back(conn);
+        // Closing may roll back or checkpoint: file work, so off the async workers.
+        let conn = self.conn.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn_blocking(move || drop(conn));
         }
     }
 }
 
 /// Per-instance state of the SQLite host.
 pub struct SqliteInstance {
-    pool: Arc<Pool>,
+    databases: Arc<HashMap<String, DatabaseLocation>>,
     allowed: Arc<HashSet<String>>,
     table: ResourceTable,
+    open: usize,
 }
 
 impl Host for SqliteInstance {}
@@ -166,21 +136,30 @@ impl HostConnection for SqliteInstance {
         &mut self,
         database: String,
     ) -> wasmtime::Result<Result<Resource<OpenConnection>, Error>> {
+        // Spin answers access-denied before it looks whether the database exists.
         if !self.allowed.contains(&database) {
             return Ok(Err(Error::AccessDenied));
         }
-        if database != DEFAULT_LABEL {
+        let Some(location) = self.databases.get(&database) else {
             return Ok(Err(Error::NoSuchDatabase));
+        };
+        if self.open >= MAX_CONNECTIONS {
+            return Ok(Err(Error::Io("too many connections opened".into())));
         }
-        let pool = self.pool.clone();
-        let conn = match tokio::task::spawn_blocking(move || pool.connect()).await? {
-            Ok(conn) => conn,
-            Err(e) => return Ok(Err(Error::Io(e.to_string()))),
-        };
+        if let DatabaseLocation::Path(path) = location
+            && let Some(parent) = path.parent()
+            && let Err(e) = std::fs::create_dir_all(parent)
+        {
+            return Ok(Err(Error::Io(format!(
+                "failed to create sqlite database directory '{}': {e}",
+                parent.display()
+            ))));
+        }
         let handle = OpenConnection {
-            conn: Arc::new(Mutex::new(Some(conn))),
-            pool: self.pool.clone(),
+            location: location.clone(),
+            conn: Arc::new(Mutex::new(None)),
         };
+        self.open += 1;
         Ok(Ok(self.table.push(handle)?))
     }
 
@@ -190,12 +169,17 @@ impl HostConnection for SqliteInstance {
         statement: String,
         parameters: Vec<Value>,
     ) -> wasmtime::Result<Result<QueryResult, Error>> {
-        let conn = self.table.get(&connection)?.conn.clone();
-        // Off the async workers: the busy timeout may block for seconds.
+        let handle = self.table.get(&connection)?;
+        let (location, conn) = (handle.location.clone(), handle.conn.clone());
+        // Off the async workers: opening touches the file and the busy timeout
+        // may block for seconds.
         let result = tokio::task::spawn_blocking(move || {
-            let guard = conn
+            let mut guard = conn
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if guard.is_none() {
+                *guard = Some(location.connect().map_err(|e| Error::Io(e.to_string()))?);
+            }
             match guard.as_ref() {
                 Some(conn) => execute(conn, &statement, &parameters),
                 None => Err(Error::InvalidConnection),
@@ -207,6 +191,7 @@ impl HostConnection for SqliteInstance {
 
     async fn drop(&mut self, connection: Resource<OpenConnection>) -> wasmtime::Result<()> {
         self.table.delete(connection)?;
+        self.open = self.open.saturating_sub(1);
         Ok(())
     }
 }
@@ -296,5 +281,44 @@ mod tests {
         assert!(matches!(result.rows[0].values[3], Value::Null));
         let err = execute(&conn, "SELEC nonsense", &[]).unwrap_err();
         assert!(matches!(err, Error::Io(_)));
+    }
+
+    fn pragma(conn: &Connection, name: &str) -> String {
+        conn.query_row(&format!("PRAGMA {name}"), [], |row| {
+            row.get::<_, rusqlite::types::Value>(0)
+        })
+        .map(|v| match v {
+            rusqlite::types::Value::Integer(i) => i.to_string(),
+            rusqlite::types::Value::Text(t) => t,
+            other => format!("{other:?}"),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_new_connection_has_sqlites_defaults_and_rusqlites_busy_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = DatabaseLocation::Path(dir.path().join("db.sqlite"));
+        let conn = location.connect().unwrap();
+        assert_eq!(pragma(&conn, "journal_mode"), "delete");
+        assert_eq!(pragma(&conn, "synchronous"), "2");
+        // rusqlite's bundled SQLite, which Spin builds too, is compiled with
+        // SQLITE_DEFAULT_FOREIGN_KEYS=1: foreign keys are on without any pragma.
+        assert_eq!(pragma(&conn, "foreign_keys"), "1");
+        assert_eq!(pragma(&conn, "busy_timeout"), "5000");
+        // Journal mode is the file's: WAL, once set, persists for the next connection.
+        assert_eq!(pragma(&conn, "journal_mode=WAL"), "wal");
+        drop(conn);
+        let conn = location.connect().unwrap();
+        assert_eq!(pragma(&conn, "journal_mode"), "wal");
+        assert_eq!(pragma(&conn, "synchronous"), "2");
+    }
+
+    #[test]
+    fn in_memory_databases_are_private_to_their_connection() {
+        let a = DatabaseLocation::InMemory.connect().unwrap();
+        a.execute_batch("CREATE TABLE t (x)").unwrap();
+        let b = DatabaseLocation::InMemory.connect().unwrap();
+        assert!(b.execute_batch("SELECT * FROM t").is_err());
     }
 }

@@ -276,6 +276,47 @@ fn sqlite_executes_statements_with_parameters() {
     assert!(app.state_dir.join("sqlite_db.db").exists());
 }
 
+/// Whether a database file's header marks it as WAL (format versions 2) rather than
+/// rollback journal (1).
+fn is_wal(path: &Path) -> bool {
+    let header = std::fs::read(path).unwrap();
+    assert!(header.len() >= 100, "{} is not a database", path.display());
+    header[18] == 2 && header[19] == 2
+}
+
+#[test]
+fn sqlite_connections_are_opened_as_spin_opens_them() {
+    let app = TestApp::start("", false);
+    let query = |sql: &str| {
+        let (status, body) = app.post("/sqlite/query", sql);
+        assert_eq!(status, 200, "{sql}: {body}");
+        body
+    };
+    // A fresh file: rollback journal, SQLite's default FULL sync, foreign keys as
+    // the bundled SQLite (Spin's too) is compiled, rusqlite's 5 s busy timeout, and
+    // nothing set by the runtime.
+    assert_eq!(query("PRAGMA journal_mode"), "delete");
+    assert_eq!(query("PRAGMA synchronous"), "2");
+    assert_eq!(query("PRAGMA foreign_keys"), "1");
+    assert_eq!(query("PRAGMA busy_timeout"), "5000");
+    query("CREATE TABLE t (x)");
+    let db = app.state_dir.join("sqlite_db.db");
+    assert!(!is_wal(&db));
+    // The app asks for WAL: the file keeps it; every new connection still starts
+    // with SQLite's defaults.
+    assert_eq!(query("PRAGMA journal_mode=WAL"), "wal");
+    assert_eq!(query("PRAGMA journal_mode"), "wal");
+    assert_eq!(query("PRAGMA synchronous"), "2");
+    assert!(is_wal(&db));
+}
+
+#[test]
+fn the_key_value_file_is_spins_layout_without_pragmas() {
+    let app = TestApp::start("", false);
+    assert_eq!(app.post("/kv/colour", "blue").0, 200);
+    assert!(!is_wal(&app.state_dir.join("sqlite_key_value.db")));
+}
+
 #[test]
 fn components_reach_only_the_stores_they_list() {
     let app = TestApp::start("", false);

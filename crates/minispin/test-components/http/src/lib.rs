@@ -21,6 +21,7 @@ async fn handle(req: Request) -> anyhow::Result<Response> {
         (_, ["kv-open", label]) => kv_open(label),
         (_, ["sqlite-open", label]) => sqlite_open(label),
         (Method::Post, ["sqlite", "hit"]) => sqlite_hit(),
+        (Method::Post, ["sqlite", "query"]) => sqlite_query(req.body()),
         (_, ["var", name]) => variable(name),
         (_, ["env", name]) => text(200, &std::env::var(name).unwrap_or_default()),
         (_, ["outbound"]) => outbound(req.query()).await,
@@ -98,6 +99,36 @@ fn sqlite_hit() -> Response {
     };
     match run() {
         Ok(n) => text(200, &n.to_string()),
+        Err(e) => text(500, &format!("{e:?}")),
+    }
+}
+
+/// Runs the body as one statement on a new connection to `default`; answers the
+/// rows, one a line, values separated by `|`.
+fn sqlite_query(statement: &[u8]) -> Response {
+    let statement = String::from_utf8_lossy(statement);
+    let result = sqlite::Connection::open_default().and_then(|db| db.execute(&statement, &[]));
+    match result {
+        Ok(result) => {
+            let rows: Vec<String> = result
+                .rows
+                .iter()
+                .map(|row| {
+                    row.values
+                        .iter()
+                        .map(|value| match value {
+                            sqlite::Value::Integer(i) => i.to_string(),
+                            sqlite::Value::Real(r) => r.to_string(),
+                            sqlite::Value::Text(t) => t.clone(),
+                            sqlite::Value::Blob(b) => format!("{b:?}"),
+                            sqlite::Value::Null => "NULL".into(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join("|")
+                })
+                .collect();
+            text(200, &rows.join("\n"))
+        }
         Err(e) => text(500, &format!("{e:?}")),
     }
 }
