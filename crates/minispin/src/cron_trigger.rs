@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use chrono::Utc;
-use wasmtime::Store;
-use wasmtime::component::{InstancePre, Linker};
+use wasmtime::component::Linker;
 
-use crate::state::{Backends, ComponentGrants, InstanceState};
+use crate::instance::{ComponentCapabilities, InstanceState};
+use crate::loader::Prepared;
 use crate::stats::InstantiationStats;
 
 wasmtime::component::bindgen!({
@@ -58,15 +58,15 @@ pub fn parse_schedule(
 /// A cron component ready to run.
 pub struct CronComponent {
     pre: SpinCronPre<InstanceState>,
-    grants: ComponentGrants,
+    capabilities: ComponentCapabilities,
 }
 
 impl CronComponent {
     /// Checks that the component exports `handle-cron-event`.
-    pub fn new(pre: InstancePre<InstanceState>, grants: ComponentGrants) -> wasmtime::Result<Self> {
+    pub fn new(prepared: Prepared) -> wasmtime::Result<Self> {
         Ok(Self {
-            pre: SpinCronPre::new(pre)?,
-            grants,
+            pre: SpinCronPre::new(prepared.pre)?,
+            capabilities: prepared.capabilities,
         })
     }
 }
@@ -101,18 +101,13 @@ impl CronJob {
 /// The cron trigger of an application.
 pub struct CronTrigger {
     jobs: Vec<CronJob>,
-    backends: Backends,
     stats: Arc<InstantiationStats>,
 }
 
 impl CronTrigger {
     /// A cron trigger over its jobs.
-    pub fn new(jobs: Vec<CronJob>, backends: Backends, stats: Arc<InstantiationStats>) -> Self {
-        Self {
-            jobs,
-            backends,
-            stats,
-        }
+    pub fn new(jobs: Vec<CronJob>, stats: Arc<InstantiationStats>) -> Self {
+        Self { jobs, stats }
     }
 
     /// The jobs, in manifest order.
@@ -177,13 +172,11 @@ impl CronTrigger {
 
     async fn call(&self, job: &CronJob, timestamp: u64) -> wasmtime::Result<()> {
         let ready = &job.ready;
-        let mut store = Store::new(
-            ready.pre.engine(),
-            InstanceState::new(&self.backends, &ready.grants),
-        );
-        let started = Instant::now();
-        let instance = ready.pre.instantiate_async(&mut store).await?;
-        self.stats.record(started.elapsed());
+        let mut store = ready.capabilities.new_store(ready.pre.engine());
+        let instance = self
+            .stats
+            .time(ready.pre.instantiate_async(&mut store))
+            .await?;
         match instance
             .call_handle_cron_event(&mut store, Metadata { timestamp })
             .await?

@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use rusqlite::{Connection, OptionalExtension};
 use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 
+use crate::manifest::ComponentDecl;
+
 wasmtime::component::bindgen!({
     path: "wit/spin",
     world: "key-value-host",
@@ -70,35 +72,53 @@ pub struct KeyValueStores {
 impl KeyValueStores {
     /// The `default` store, `<state_dir>/sqlite_key_value.db`. Nothing is opened
     /// here: as in Spin, a guest's first `open` opens (and creates) the file.
-    pub fn open(state_dir: &Path) -> Result<Self, KeyValueError> {
+    pub fn configure(state_dir: &Path) -> Self {
         let default = SqliteStoreFile {
             path: state_dir.join(DEFAULT_FILE),
             conn: OnceLock::new(),
         };
-        Ok(Self {
+        Self {
             stores: Arc::new(HashMap::from([(
                 DEFAULT_LABEL.to_string(),
                 Arc::new(default),
             )])),
-        })
-    }
-
-    /// Checks a component's `key_value_stores` against the stores that exist.
-    pub fn check_labels(&self, component: &str, labels: &[String]) -> Result<(), KeyValueError> {
-        match labels.iter().find(|l| !self.stores.contains_key(*l)) {
-            Some(label) => Err(KeyValueError::UnknownLabel {
-                component: component.into(),
-                label: label.clone(),
-            }),
-            None => Ok(()),
         }
     }
 
-    /// Per-instance host state for a component allowed the given labels.
-    pub fn instance(&self, allowed: Arc<HashSet<String>>) -> KeyValueInstance {
+    /// A component's grant: the stores its `key_value_stores` lists, each of which
+    /// must exist.
+    pub fn component(
+        &self,
+        id: &str,
+        decl: &ComponentDecl,
+    ) -> Result<ComponentStores, KeyValueError> {
+        let labels = &decl.key_value_stores;
+        if let Some(label) = labels.iter().find(|l| !self.stores.contains_key(*l)) {
+            return Err(KeyValueError::UnknownLabel {
+                component: id.into(),
+                label: label.clone(),
+            });
+        }
+        Ok(ComponentStores {
+            stores: self.stores.clone(),
+            allowed: Arc::new(labels.iter().cloned().collect()),
+        })
+    }
+}
+
+/// The stores one component may open.
+#[derive(Clone)]
+pub struct ComponentStores {
+    stores: Arc<HashMap<String, Arc<SqliteStoreFile>>>,
+    allowed: Arc<HashSet<String>>,
+}
+
+impl ComponentStores {
+    /// Fresh host state for one instance.
+    pub fn prepare(&self) -> KeyValueInstance {
         KeyValueInstance {
             stores: self.stores.clone(),
-            allowed,
+            allowed: self.allowed.clone(),
             table: ResourceTable::new(),
         }
     }

@@ -12,38 +12,49 @@
 // "SQLite" and "WebAssembly" are names, not code; backticks would only add noise.
 #![allow(clippy::doc_markdown)]
 
-pub mod build;
-pub mod cron_trigger;
-pub mod http_trigger;
-pub mod key_value;
-pub mod manifest;
-pub mod outbound_http;
-pub mod sqlite;
-pub mod state;
-pub mod stats;
-pub mod variables;
+mod build;
+mod cron_trigger;
+mod http_trigger;
+mod instance;
+mod key_value;
+mod loader;
+mod manifest;
+mod outbound_http;
+mod router;
+mod server;
+mod spin_headers;
+mod sqlite;
+mod stats;
+mod variables;
+mod wasi;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime};
-
-use wasmtime::component::{Component, InstancePre, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use std::sync::Arc;
+use std::time::Duration;
 
 pub use build::{BuildError, build};
-pub use manifest::{Manifest, ManifestError};
+pub use cron_trigger::CronTriggerError;
+pub use key_value::KeyValueError;
+pub use manifest::{
+    Application, BuildDecl, ComponentDecl, CronTriggerDecl, Executor, HttpTriggerDecl, Manifest,
+    ManifestError, VariableDecl,
+};
+pub use outbound_http::AllowedHostError;
+pub use router::RouteError;
+pub use server::ServerHandle;
+pub use sqlite::SqliteError;
 pub use stats::InstantiationSummary;
+pub use variables::VariablesError;
 
-use cron_trigger::{CronComponent, CronJob, CronTrigger, CronTriggerError};
-use http_trigger::{HttpComponent, HttpTrigger, RouteError, Router};
-use key_value::{KeyValueError, KeyValueStores};
-use outbound_http::{AllowedHostError, AllowedHosts};
-use sqlite::{SqliteDatabases, SqliteError};
-use state::{Backends, ComponentGrants, InstanceState};
+use cron_trigger::{CronComponent, CronJob, CronTrigger};
+use http_trigger::{HttpComponent, HttpTrigger};
+use instance::Capabilities;
+use loader::Loader;
+use router::Router;
 use stats::InstantiationStats;
-use variables::{AppVariables, VariablesError};
+use variables::AppVariables;
 
 /// Why an application could not be loaded or served.
 #[derive(Debug, thiserror::Error)]
@@ -163,22 +174,9 @@ impl App {
         })?;
         let app_variables =
             AppVariables::resolve(&manifest.variables, &variables, |k| std::env::var(k).ok())?;
-        let backends = Backends {
-            key_value: KeyValueStores::open(&state_dir)?,
-            sqlite: SqliteDatabases::open(&state_dir)?,
-        };
-        let engine = shared_engine()?;
-        let linker = state::linker(&engine).map_err(|e| AppError::Engine(format!("{e:#}")))?;
+        let capabilities = Capabilities::configure(&state_dir, app_variables);
         let stats = Arc::new(InstantiationStats::default());
-
-        let mut loader = Loader {
-            manifest: &manifest,
-            engine: &engine,
-            linker: &linker,
-            app_variables: &app_variables,
-            backends: &backends,
-            pres: HashMap::new(),
-        };
+        let mut loader = Loader::new(&manifest, &capabilities)?;
 
         let router = Router::new(
             manifest
@@ -191,8 +189,7 @@ impl App {
         for trigger in &manifest.http_triggers {
             let id = &trigger.component;
             if !http_ready.contains_key(id) {
-                let (pre, grants) = loader.prepare(id)?;
-                let ready = HttpComponent::new(pre, grants).map_err(|e| {
+                let ready = HttpComponent::new(loader.prepare(id)?).map_err(|e| {
                     loader.component_error(id, "has no wasi:http/incoming-handler export", &e)
                 })?;
                 http_ready.insert(id.clone(), Arc::new(ready));
@@ -206,8 +203,7 @@ impl App {
             let id = &trigger.component;
             let schedule = cron_trigger::parse_schedule(id, &trigger.cron_expression)?;
             if !cron_ready.contains_key(id) {
-                let (pre, grants) = loader.prepare(id)?;
-                let ready = CronComponent::new(pre, grants).map_err(|e| {
+                let ready = CronComponent::new(loader.prepare(id)?).map_err(|e| {
                     loader.component_error(
                         id,
                         "has no fermyon:spin-cron handle-cron-event export",
@@ -224,13 +220,8 @@ impl App {
             ));
         }
 
-        let http = Arc::new(HttpTrigger::new(
-            router,
-            http_components,
-            backends.clone(),
-            stats.clone(),
-        ));
-        let cron = Arc::new(CronTrigger::new(jobs, backends, stats.clone()));
+        let http = Arc::new(HttpTrigger::new(router, http_components, stats.clone()));
+        let cron = Arc::new(CronTrigger::new(jobs, stats.clone()));
         Ok(Self {
             inner: Arc::new(AppInner {
                 manifest,
@@ -296,75 +287,6 @@ impl App {
         text
     }
 
-    /// Serves HTTP (and cron, if enabled) on `listener` until `shutdown` resolves,
-    /// then waits for in-flight requests. Must run inside a multi-thread tokio runtime.
-    pub async fn run(
-        &self,
-        listener: tokio::net::TcpListener,
-        shutdown: impl Future<Output = ()> + Send,
-    ) -> Result<(), AppError> {
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|s| *s).await;
-        };
-        let cron = if self.inner.cron_enabled && !self.inner.cron.jobs().is_empty() {
-            Some(tokio::spawn(
-                self.inner.cron.clone().run(wait(stopped.clone())),
-            ))
-        } else {
-            None
-        };
-        let http = self.inner.http.clone().serve(
-            listener,
-            async move {
-                shutdown.await;
-                let _ = stop.send(true);
-            },
-            self.inner.shutdown_grace,
-        );
-        let served = http.await;
-        if let Some(cron) = cron {
-            let _ = cron.await;
-        }
-        tracing::info!("shut down; {}", self.instantiation_stats());
-        served.map_err(|e| AppError::Server(e.to_string()))
-    }
-
-    /// Serves on `listener` from a background thread with its own tokio runtime,
-    /// for callers without one (tests, tools). Stop it with [`ServerHandle::shutdown`]
-    /// or by dropping the handle.
-    pub fn serve(&self, listener: std::net::TcpListener) -> Result<ServerHandle, AppError> {
-        let server = |e: std::io::Error| AppError::Server(e.to_string());
-        let addr = listener.local_addr().map_err(server)?;
-        listener.set_nonblocking(true).map_err(server)?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .thread_name("minispin-worker")
-            .build()
-            .map_err(server)?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let app = self.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("minispin-{}", self.inner.manifest.application.name))
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(listener)
-                        .map_err(|e| AppError::Server(e.to_string()))?;
-                    app.run(listener, async {
-                        let _ = stopped.await;
-                    })
-                    .await
-                })
-            })
-            .map_err(server)?;
-        Ok(ServerHandle {
-            addr,
-            stop: Some(stop),
-            thread: Some(thread),
-            app: self.clone(),
-        })
-    }
-
     /// Runs every cron job of `component` once, now, in a fresh instance, as a tick
     /// would. Works whether or not the schedules are running.
     pub async fn fire_cron(&self, component: &str) -> Result<(), AppError> {
@@ -387,182 +309,4 @@ impl App {
             .map_err(|e| AppError::Server(e.to_string()))?
             .block_on(self.fire_cron(component))
     }
-}
-
-/// A running server started by [`App::serve`].
-pub struct ServerHandle {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<Result<(), AppError>>>,
-    app: App,
-}
-
-impl ServerHandle {
-    /// The address the server listens on.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// `http://<addr>`, for building request URLs.
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// The application being served.
-    pub fn app(&self) -> &App {
-        &self.app
-    }
-
-    /// Stops accepting, waits for in-flight requests and the cron schedules, and
-    /// returns the server's outcome.
-    pub fn shutdown(mut self) -> Result<(), AppError> {
-        self.stop_and_join()
-    }
-
-    fn stop_and_join(&mut self) -> Result<(), AppError> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        match self.thread.take() {
-            Some(thread) => thread
-                .join()
-                .map_err(|_| AppError::Server("server thread panicked".into()))?,
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for ServerHandle {
-    fn drop(&mut self) {
-        let _ = self.stop_and_join();
-    }
-}
-
-/// Compiles and links components for one app, once each.
-struct Loader<'a> {
-    manifest: &'a Manifest,
-    engine: &'a Engine,
-    linker: &'a Linker<InstanceState>,
-    app_variables: &'a AppVariables,
-    backends: &'a Backends,
-    pres: HashMap<String, (InstancePre<InstanceState>, ComponentGrants)>,
-}
-
-impl Loader<'_> {
-    fn source(&self, id: &str) -> PathBuf {
-        self.manifest.source_path(&self.manifest.components[id])
-    }
-
-    fn component_error(&self, id: &str, what: &str, e: &wasmtime::Error) -> AppError {
-        AppError::Component {
-            component: id.into(),
-            path: self.source(id),
-            reason: format!("{what}: {e:#}"),
-        }
-    }
-
-    /// The component's `InstancePre` and grants, made on first use.
-    fn prepare(
-        &mut self,
-        id: &str,
-    ) -> Result<(InstancePre<InstanceState>, ComponentGrants), AppError> {
-        if let Some(ready) = self.pres.get(id) {
-            return Ok(ready.clone());
-        }
-        let decl = &self.manifest.components[id];
-        self.backends
-            .key_value
-            .check_labels(id, &decl.key_value_stores)?;
-        self.backends
-            .sqlite
-            .check_labels(id, &decl.sqlite_databases)?;
-        let grants = ComponentGrants {
-            id: Arc::from(id),
-            environment: Arc::new(
-                decl.environment
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            ),
-            allowed_hosts: AllowedHosts::parse(id, &decl.allowed_outbound_hosts)?,
-            key_value_stores: Arc::new(
-                decl.key_value_stores
-                    .iter()
-                    .cloned()
-                    .collect::<HashSet<_>>(),
-            ),
-            sqlite_databases: Arc::new(
-                decl.sqlite_databases
-                    .iter()
-                    .cloned()
-                    .collect::<HashSet<_>>(),
-            ),
-            variables: self.app_variables.for_component(
-                id,
-                &self.manifest.variables,
-                &decl.variables,
-            )?,
-        };
-        let path = self.source(id);
-        let component = compile(self.engine, &path).map_err(|reason| AppError::Component {
-            component: id.into(),
-            path: path.clone(),
-            reason,
-        })?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| self.component_error(id, "cannot link (an import minispin lacks?)", &e))?;
-        self.pres.insert(id.into(), (pre.clone(), grants.clone()));
-        Ok((pre, grants))
-    }
-}
-
-/// One engine per process, so several apps (tests) share the instance pool and
-/// compiled components.
-fn shared_engine() -> Result<Engine, AppError> {
-    static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
-    ENGINE
-        .get_or_init(|| {
-            let mut pool = PoolingAllocationConfig::default();
-            // Spin's order of magnitude: enough for many concurrent requests.
-            pool.total_component_instances(1000)
-                .total_core_instances(4000)
-                .total_memories(1000)
-                .total_tables(2000)
-                .total_stacks(1000);
-            let mut config = Config::new();
-            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-            Engine::new(&config).map_err(|e| format!("{e:#}"))
-        })
-        .clone()
-        .map_err(AppError::Engine)
-}
-
-/// Compiles a component, reusing an earlier compile of the same unchanged file.
-fn compile(engine: &Engine, path: &Path) -> Result<Component, String> {
-    type Key = (PathBuf, SystemTime, u64);
-    static CACHE: OnceLock<Mutex<HashMap<Key, Component>>> = OnceLock::new();
-    let meta = std::fs::metadata(path)
-        .map_err(|e| format!("cannot read component: {e} (build it first: `minispin build`)"))?;
-    let key = (
-        path.canonicalize().unwrap_or_else(|_| path.to_owned()),
-        meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-        meta.len(),
-    );
-    let cache = CACHE.get_or_init(Mutex::default);
-    if let Some(component) = cache
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .get(&key)
-    {
-        return Ok(component.clone());
-    }
-    let component =
-        Component::from_file(engine, path).map_err(|e| format!("cannot compile: {e:#}"))?;
-    cache
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .insert(key, component.clone());
-    Ok(component)
 }

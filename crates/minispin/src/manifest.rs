@@ -107,7 +107,7 @@ pub struct CronTriggerDecl {
 }
 
 /// `[component.<id>]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ComponentDecl {
     /// Path of the `.wasm` component, relative to the manifest directory.

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::manifest::ComponentDecl;
 use wasmtime_wasi_http::{Error, RequestOptions, Result as HttpResult, WasiBody, WasiHttpHooks};
 
 /// Why an `allowed_outbound_hosts` entry was rejected.
@@ -131,6 +132,19 @@ impl AllowedHosts {
         Ok(Self(Arc::new(hosts)))
     }
 
+    /// A component's grant: its `allowed_outbound_hosts`.
+    pub fn component(id: &str, decl: &ComponentDecl) -> Result<Self, AllowedHostError> {
+        Self::parse(id, &decl.allowed_outbound_hosts)
+    }
+
+    /// Fresh `wasi:http` hooks for one instance of component `id`.
+    pub fn prepare(&self, id: Arc<str>) -> OutboundHttp {
+        OutboundHttp {
+            component: id,
+            allowed: self.clone(),
+        }
+    }
+
     /// Whether a request to this absolute URI may leave the component.
     pub fn allows(&self, uri: &http::Uri) -> bool {
         let scheme = uri.scheme_str().unwrap_or("https");
@@ -149,13 +163,6 @@ impl AllowedHosts {
 pub struct OutboundHttp {
     component: Arc<str>,
     allowed: AllowedHosts,
-}
-
-impl OutboundHttp {
-    /// Hooks for one instance of `component`.
-    pub fn new(component: Arc<str>, allowed: AllowedHosts) -> Self {
-        Self { component, allowed }
-    }
 }
 
 type SendResult = Box<

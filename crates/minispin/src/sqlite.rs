@@ -9,6 +9,8 @@ use rusqlite::Connection;
 use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
 use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 
+use crate::manifest::ComponentDecl;
+
 wasmtime::component::bindgen!({
     path: "wit/spin",
     world: "sqlite-host",
@@ -44,6 +46,10 @@ pub enum SqliteError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatabaseLocation {
     /// A private in-memory database for each connection.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "comes from a runtime config file")
+    )]
     InMemory,
     /// A database file, created on first use.
     Path(PathBuf),
@@ -71,32 +77,50 @@ pub struct SqliteDatabases {
 impl SqliteDatabases {
     /// The `default` database, `<state_dir>/sqlite_db.db`. Nothing is opened here:
     /// as in Spin, the file is opened (and created) by a guest's first statement.
-    pub fn open(state_dir: &Path) -> Result<Self, SqliteError> {
+    pub fn configure(state_dir: &Path) -> Self {
         let databases = HashMap::from([(
             DEFAULT_LABEL.to_string(),
             DatabaseLocation::Path(state_dir.join(DEFAULT_FILE)),
         )]);
-        Ok(Self {
+        Self {
             databases: Arc::new(databases),
-        })
-    }
-
-    /// Checks a component's `sqlite_databases` against the databases that exist.
-    pub fn check_labels(&self, component: &str, labels: &[String]) -> Result<(), SqliteError> {
-        match labels.iter().find(|l| !self.databases.contains_key(*l)) {
-            Some(label) => Err(SqliteError::UnknownLabel {
-                component: component.into(),
-                label: label.clone(),
-            }),
-            None => Ok(()),
         }
     }
 
-    /// Per-instance host state for a component allowed the given labels.
-    pub fn instance(&self, allowed: Arc<HashSet<String>>) -> SqliteInstance {
+    /// A component's grant: the databases its `sqlite_databases` lists, each of
+    /// which must exist.
+    pub fn component(
+        &self,
+        id: &str,
+        decl: &ComponentDecl,
+    ) -> Result<ComponentDatabases, SqliteError> {
+        let labels = &decl.sqlite_databases;
+        if let Some(label) = labels.iter().find(|l| !self.databases.contains_key(*l)) {
+            return Err(SqliteError::UnknownLabel {
+                component: id.into(),
+                label: label.clone(),
+            });
+        }
+        Ok(ComponentDatabases {
+            databases: self.databases.clone(),
+            allowed: Arc::new(labels.iter().cloned().collect()),
+        })
+    }
+}
+
+/// The databases one component may open.
+#[derive(Clone)]
+pub struct ComponentDatabases {
+    databases: Arc<HashMap<String, DatabaseLocation>>,
+    allowed: Arc<HashSet<String>>,
+}
+
+impl ComponentDatabases {
+    /// Fresh host state for one instance.
+    pub fn prepare(&self) -> SqliteInstance {
         SqliteInstance {
             databases: self.databases.clone(),
-            allowed,
+            allowed: self.allowed.clone(),
             table: ResourceTable::new(),
             open: 0,
         }

@@ -31,6 +31,14 @@ impl InstantiationStats {
         self.max_nanos.fetch_max(nanos, Ordering::Relaxed);
     }
 
+    /// Runs an instantiation and records how long it took.
+    pub async fn time<T>(&self, instantiate: impl Future<Output = T>) -> T {
+        let started = std::time::Instant::now();
+        let out = instantiate.await;
+        self.record(started.elapsed());
+        out
+    }
+
     /// The counters so far.
     pub fn summary(&self) -> InstantiationSummary {
         let count = self.count.load(Ordering::Relaxed);

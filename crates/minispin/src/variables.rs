@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use wasmtime::component::{HasSelf, Linker};
 
-use crate::manifest::{VariableDecl, check_variable_name};
+use crate::manifest::{ComponentDecl, VariableDecl, check_variable_name};
 
 wasmtime::component::bindgen!({
     path: "wit/spin",
@@ -90,12 +90,13 @@ impl AppVariables {
     /// Expands a component's `variables` templates into the values it can `get`.
     /// Templates whose application variable has no value are left out, so `get`
     /// answers `undefined` for them, as in Spin.
-    pub fn for_component(
+    pub fn component(
         &self,
         component: &str,
         decls: &BTreeMap<String, VariableDecl>,
-        templates: &BTreeMap<String, String>,
+        decl: &ComponentDecl,
     ) -> Result<ComponentVariables, VariablesError> {
+        let templates = &decl.variables;
         let mut values = HashMap::new();
         for (variable, template) in templates {
             let mut out = String::new();
@@ -146,8 +147,8 @@ impl AppVariables {
 pub struct ComponentVariables(Arc<HashMap<String, String>>);
 
 impl ComponentVariables {
-    /// Per-instance host state for `fermyon:spin/variables`.
-    pub fn instance(&self) -> VariablesInstance {
+    /// Fresh host state for one instance.
+    pub fn prepare(&self) -> VariablesInstance {
         VariablesInstance(self.clone())
     }
 }
@@ -222,6 +223,13 @@ mod tests {
         assert!(err.to_string().contains("SPIN_VARIABLE_TOKEN"), "{err}");
     }
 
+    fn with_variables(variables: BTreeMap<String, String>) -> ComponentDecl {
+        ComponentDecl {
+            variables,
+            ..ComponentDecl::default()
+        }
+    }
+
     #[test]
     fn templates_expand_and_get_checks_names() {
         let overrides = HashMap::from([("token".to_string(), "t".to_string())]);
@@ -230,14 +238,16 @@ mod tests {
             ("auth".to_string(), "Bearer {{ token }}".to_string()),
             ("mode".to_string(), "{{mode}}".to_string()),
         ]);
-        let component = vars.for_component("c", &decls(), &templates).unwrap();
-        let mut host = component.instance();
+        let component = vars
+            .component("c", &decls(), &with_variables(templates))
+            .unwrap();
+        let mut host = component.prepare();
         assert_eq!(host.get("auth".into()).unwrap(), "Bearer t");
         assert_eq!(host.get("mode".into()).unwrap(), "slow");
         assert!(matches!(host.get("token".into()), Err(Error::Undefined(_))));
         assert!(matches!(host.get("Bad".into()), Err(Error::InvalidName(_))));
         let bad = BTreeMap::from([("x".to_string(), "{{ nope }}".to_string())]);
-        assert!(vars.for_component("c", &decls(), &bad).is_err());
+        assert!(vars.component("c", &decls(), &with_variables(bad)).is_err());
     }
 
     #[test]
