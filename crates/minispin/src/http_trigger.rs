@@ -3,6 +3,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -44,6 +45,53 @@ pub struct HttpTrigger {
     /// Indexed like the router's triggers.
     components: Vec<Arc<HttpComponent>>,
     stats: Arc<InstantiationStats>,
+    guests: Arc<GuestTasks>,
+}
+
+/// Guest tasks still running. A component may keep working after its response is
+/// complete (Spin lets it), so shutdown waits for these, not only for connections.
+#[derive(Default)]
+struct GuestTasks {
+    running: AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+/// Counts one running guest task until dropped, even if the task panics.
+struct Running(Arc<GuestTasks>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.0.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+impl GuestTasks {
+    fn spawn<F>(self: &Arc<Self>, task: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.running.fetch_add(1, Ordering::AcqRel);
+        let running = Running(self.clone());
+        tokio::spawn(async move {
+            let _running = running;
+            task.await
+        })
+    }
+
+    async fn wait_idle(&self) {
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.running.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
 }
 
 impl HttpTrigger {
@@ -57,6 +105,7 @@ impl HttpTrigger {
             router,
             components,
             stats,
+            guests: Arc::default(),
         }
     }
 
@@ -66,7 +115,7 @@ impl HttpTrigger {
     }
 
     /// Accepts connections until `shutdown` resolves, then lets in-flight requests
-    /// finish (up to `grace`).
+    /// and guests still working after their response finish (up to `grace` in all).
     pub async fn serve(
         self: Arc<Self>,
         listener: tokio::net::TcpListener,
@@ -104,11 +153,18 @@ impl HttpTrigger {
             }
         }
         drop(listener);
-        if tokio::time::timeout(grace, graceful.shutdown())
+        let deadline = tokio::time::Instant::now() + grace;
+        if tokio::time::timeout_at(deadline, graceful.shutdown())
             .await
             .is_err()
         {
             tracing::warn!("in-flight requests still running after {grace:?}; closing");
+        }
+        if tokio::time::timeout_at(deadline, self.guests.wait_idle())
+            .await
+            .is_err()
+        {
+            tracing::warn!("components still running after {grace:?}; stopping them");
         }
         Ok(())
     }
@@ -161,8 +217,9 @@ impl HttpTrigger {
             .new_incoming_request(Scheme::Http, req)?;
         let out = store.data_mut().http_view().new_response_outparam(sender)?;
         let stats = self.stats.clone();
-        // Its own task, so the guest can keep streaming the body after the head is sent.
-        let task = tokio::spawn(async move {
+        // Its own task, so the guest can stream the body after the head is sent and
+        // keep working after the body is complete; shutdown waits for it.
+        let task = self.guests.spawn(async move {
             let proxy = stats
                 .time(component.pre.instantiate_async(&mut store))
                 .await?;

@@ -225,6 +225,54 @@ fn exact_routes_beat_wildcards_and_the_longest_prefix_wins() {
     assert_eq!((status, body.as_str()), (200, "hello"));
 }
 
+/// Polls the `default` key-value store through the app until `key` has a value.
+fn wait_for_key(app: &TestApp, key: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, value) = app.get(&format!("/kv/{key}"));
+        if status == 200 {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "`{key}` never stored");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_handler_keeps_running_after_its_response_is_complete() {
+    let app = TestApp::start("", false);
+    assert_eq!(app.get("/late/after"), (200, "sent".into()));
+    // The response came first; the guest stores its value a second later.
+    assert_eq!(app.get("/kv/after").0, 404);
+    assert_eq!(wait_for_key(&app, "after"), "late");
+}
+
+#[test]
+fn shutdown_waits_for_guests_still_working_after_their_response() {
+    let TestApp {
+        _dir,
+        state_dir,
+        server,
+        agent,
+    } = TestApp::start("", false);
+    let (status, body) = read(
+        agent
+            .get(format!("{}/late/at-exit", server.base_url()))
+            .call(),
+    );
+    assert_eq!((status, body.as_str()), (200, "sent"));
+    server.shutdown().unwrap();
+    let db = rusqlite::Connection::open(state_dir.join("sqlite_key_value.db")).unwrap();
+    let value: Vec<u8> = db
+        .query_row(
+            "SELECT value FROM spin_key_value WHERE store = 'default' AND key = 'at-exit'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(value, b"late");
+}
+
 #[test]
 fn a_trap_is_a_500_for_that_request_only() {
     let app = TestApp::start("", false);

@@ -1,19 +1,71 @@
 //! Exercises every host interface minispin offers, one small route each; answers 200 on success.
 
-use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http::conversions::TryFromIncomingRequest;
+use spin_sdk::http::{
+    Fields, IncomingRequest, Method, OutgoingResponse, Request, Response, ResponseOutparam,
+};
 use spin_sdk::http_component;
 use spin_sdk::{key_value, sqlite, variables};
 
-/// Routes on the path after the matched trigger route.
+/// Sets the response itself, so one route can keep working after it.
 #[http_component]
-async fn handle(req: Request) -> anyhow::Result<Response> {
-    let info = req
-        .header("spin-path-info")
+async fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    let req = match Request::try_from_incoming_request(req).await {
+        Ok(req) => req,
+        Err(e) => return respond(out, text(400, &format!("{e:?}"))).await,
+    };
+    let info = path_info(&req);
+    if let ["late", key] = parts(&info).as_slice() {
+        return late(out, key).await;
+    }
+    respond(out, route(req).await).await;
+}
+
+fn path_info(req: &Request) -> String {
+    req.header("spin-path-info")
         .and_then(|h| h.as_str())
         .unwrap_or_default()
-        .to_string();
-    let parts: Vec<&str> = info.split('/').filter(|s| !s.is_empty()).collect();
-    Ok(match (req.method(), parts.as_slice()) {
+        .to_string()
+}
+
+fn parts(info: &str) -> Vec<&str> {
+    info.split('/').filter(|s| !s.is_empty()).collect()
+}
+
+/// Sends a whole response, as the SDK does for a handler returning one.
+async fn respond(out: ResponseOutparam, mut response: Response) {
+    let body = std::mem::take(response.body_mut());
+    match OutgoingResponse::try_from(response) {
+        Ok(response) => {
+            if let Err(e) = out.set_with_body(response, body).await {
+                eprintln!("cannot send the response: {e}");
+            }
+        }
+        Err(e) => eprintln!("cannot convert the response: {e}"),
+    }
+}
+
+/// Answers `sent` and completes the body, then, a second later, stores `late` under
+/// `key`: work a component does after its response is complete.
+async fn late(out: ResponseOutparam, key: &str) {
+    let response = OutgoingResponse::new(Fields::new());
+    let _ = response.set_status_code(200);
+    // Returns once the body is written and finished.
+    if let Err(e) = out.set_with_body(response, b"sent".to_vec()).await {
+        eprintln!("cannot send the response: {e}");
+        return;
+    }
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    if let Err(e) = key_value::Store::open_default().and_then(|s| s.set(key, b"late")) {
+        eprintln!("cannot store the late value: {e:?}");
+    }
+}
+
+/// Routes on the path after the matched trigger route.
+async fn route(req: Request) -> Response {
+    let info = path_info(&req);
+    let parts = parts(&info);
+    match (req.method(), parts.as_slice()) {
         (_, ["hello"] | []) => text(200, "hello"),
         (_, [.., "headers"]) => headers(&req),
         (Method::Get, ["kv", key]) => kv_get(key),
@@ -27,7 +79,7 @@ async fn handle(req: Request) -> anyhow::Result<Response> {
         (_, ["outbound"]) => outbound(req.query()).await,
         (_, ["trap"]) => panic!("this handler traps on purpose"),
         _ => text(404, "no such test route"),
-    })
+    }
 }
 
 fn text(status: u16, body: &str) -> Response {
