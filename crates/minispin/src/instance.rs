@@ -85,7 +85,7 @@ impl Capabilities {
             key_value: self.key_value.component(id, decl)?,
             sqlite: self.sqlite.component(id, decl)?,
             variables: self.variables.component(id, &manifest.variables, decl)?,
-            outbound: AllowedHosts::component(id, decl)?,
+            outbound: AllowedHosts::component(id, decl, &manifest.variables, &self.variables)?,
             id: Arc::from(id),
         })
     }

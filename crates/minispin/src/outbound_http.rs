@@ -1,8 +1,10 @@
 //! Outbound HTTP: `wasi:http/outgoing-handler` requests, allowed only to a component's `allowed_outbound_hosts`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::manifest::ComponentDecl;
+use crate::manifest::{ComponentDecl, VariableDecl};
+use crate::variables::{AppVariables, TemplateError};
 use wasmtime_wasi_http::{Error, RequestOptions, Result as HttpResult, WasiBody, WasiHttpHooks};
 
 /// Why an `allowed_outbound_hosts` entry was rejected.
@@ -40,9 +42,6 @@ enum PortPattern {
 
 impl AllowedHost {
     fn parse(entry: &str) -> Result<Self, String> {
-        if entry.contains("{{") {
-            return Err("templates in allowed_outbound_hosts are not supported by minispin".into());
-        }
         let (scheme, rest) = entry
             .split_once("://")
             .ok_or("must start with a scheme, e.g. `https://`")?;
@@ -132,9 +131,49 @@ impl AllowedHosts {
         Ok(Self(Arc::new(hosts)))
     }
 
-    /// A component's grant: its `allowed_outbound_hosts`.
-    pub fn component(id: &str, decl: &ComponentDecl) -> Result<Self, AllowedHostError> {
-        Self::parse(id, &decl.allowed_outbound_hosts)
+    /// A component's grant: its `allowed_outbound_hosts`, with `{{ variable }}`
+    /// templates resolved from the application variables, as Spin resolves them.
+    /// Spin resolves per instance; minispin's variables never change while it runs,
+    /// so once at start-up is the same.
+    pub fn component(
+        id: &str,
+        decl: &ComponentDecl,
+        decls: &BTreeMap<String, VariableDecl>,
+        variables: &AppVariables,
+    ) -> Result<Self, AllowedHostError> {
+        let error = |entry: &str, reason: String| AllowedHostError {
+            component: id.into(),
+            entry: entry.into(),
+            reason,
+        };
+        let mut entries = Vec::with_capacity(decl.allowed_outbound_hosts.len());
+        for template in &decl.allowed_outbound_hosts {
+            if !template.contains("{{") {
+                entries.push(template.clone());
+                continue;
+            }
+            let expanded = variables.expand(template, decls).map_err(|e| match e {
+                TemplateError::Malformed => error(template, "malformed template".into()),
+                TemplateError::Undeclared(name) => error(
+                    template,
+                    format!("refers to `{name}`, which is not an application variable"),
+                ),
+            })?;
+            let Some(entry) = expanded.value else {
+                return Err(error(template, "a variable it uses has no value".into()));
+            };
+            if let Err(reason) = AllowedHost::parse(&entry) {
+                // Never show a secret's value, not even in part.
+                let reason = if expanded.secret {
+                    "resolves to an invalid entry (not shown: it uses a secret variable)".into()
+                } else {
+                    format!("resolves to `{entry}`: {reason}")
+                };
+                return Err(error(template, reason));
+            }
+            entries.push(entry);
+        }
+        Self::parse(id, &entries)
     }
 
     /// Fresh `wasi:http` hooks for one instance of component `id`.
@@ -228,6 +267,49 @@ mod tests {
         assert!(hosts.allows(&"http://127.0.0.1:3005/".parse().unwrap()));
         assert!(!hosts.allows(&"http://127.0.0.1:3011/".parse().unwrap()));
         assert!(allowed(&[]).0.is_empty());
+    }
+
+    fn resolve(template: &str, secret: bool) -> Result<AllowedHosts, AllowedHostError> {
+        let decls = BTreeMap::from([(
+            "upstream".to_string(),
+            VariableDecl {
+                secret,
+                ..VariableDecl::default()
+            },
+        )]);
+        let overrides = std::collections::HashMap::from([(
+            "upstream".to_string(),
+            "http://127.0.0.1:8081".to_string(),
+        )]);
+        let variables = AppVariables::resolve(&decls, &overrides, |_| None).unwrap();
+        let decl = ComponentDecl {
+            allowed_outbound_hosts: vec![template.to_string()],
+            ..ComponentDecl::default()
+        };
+        AllowedHosts::component("c", &decl, &decls, &variables)
+    }
+
+    #[test]
+    fn templates_resolve_from_application_variables() {
+        let hosts = resolve("{{ upstream }}", false).unwrap();
+        assert!(hosts.allows(&"http://127.0.0.1:8081/v1".parse().unwrap()));
+        assert!(!hosts.allows(&"http://127.0.0.1:8082/v1".parse().unwrap()));
+        assert!(
+            resolve("{{ nope }}", false)
+                .unwrap_err()
+                .to_string()
+                .contains("nope")
+        );
+        assert!(resolve("{{ upstream", false).is_err());
+        // A secret never shows in the error, even when it makes the entry invalid.
+        let err = resolve("{{ upstream }}/path", true)
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("127.0.0.1"), "{err}");
+        let err = resolve("{{ upstream }}/path", false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("127.0.0.1:8081/path"), "{err}");
     }
 
     #[test]

@@ -96,50 +96,86 @@ impl AppVariables {
         decls: &BTreeMap<String, VariableDecl>,
         decl: &ComponentDecl,
     ) -> Result<ComponentVariables, VariablesError> {
-        let templates = &decl.variables;
         let mut values = HashMap::new();
-        for (variable, template) in templates {
-            let mut out = String::new();
-            let mut rest = template.as_str();
-            let mut complete = true;
-            while let Some(start) = rest.find("{{") {
-                out.push_str(&rest[..start]);
-                let after = &rest[start + 2..];
-                let Some(end) = after.find("}}") else {
-                    return Err(VariablesError::MalformedTemplate {
-                        component: component.into(),
-                        variable: variable.clone(),
-                        template: template.clone(),
-                    });
-                };
-                let reference = after[..end].trim();
-                if reference.is_empty() {
+        for (variable, template) in &decl.variables {
+            match self.expand(template, decls) {
+                Ok(expanded) => {
+                    if let Some(value) = expanded.value {
+                        values.insert(variable.clone(), value);
+                    }
+                }
+                Err(TemplateError::Malformed) => {
                     return Err(VariablesError::MalformedTemplate {
                         component: component.into(),
                         variable: variable.clone(),
                         template: template.clone(),
                     });
                 }
-                if !decls.contains_key(reference) {
+                Err(TemplateError::Undeclared(reference)) => {
                     return Err(VariablesError::UndeclaredReference {
                         component: component.into(),
                         variable: variable.clone(),
-                        reference: reference.into(),
+                        reference,
                     });
                 }
-                match self.values.get(reference) {
-                    Some(value) => out.push_str(value),
-                    None => complete = false,
-                }
-                rest = &after[end + 2..];
-            }
-            out.push_str(rest);
-            if complete {
-                values.insert(variable.clone(), out);
             }
         }
         Ok(ComponentVariables(Arc::new(values)))
     }
+
+    /// Expands `{{ name }}` references to application variables in `template`,
+    /// as Spin's expression resolver does for component variables and
+    /// `allowed_outbound_hosts`.
+    pub fn expand(
+        &self,
+        template: &str,
+        decls: &BTreeMap<String, VariableDecl>,
+    ) -> Result<Expanded, TemplateError> {
+        let mut out = String::new();
+        let mut rest = template;
+        let mut complete = true;
+        let mut secret = false;
+        while let Some(start) = rest.find("{{") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let end = after.find("}}").ok_or(TemplateError::Malformed)?;
+            let reference = after[..end].trim();
+            if reference.is_empty() {
+                return Err(TemplateError::Malformed);
+            }
+            let decl = decls
+                .get(reference)
+                .ok_or_else(|| TemplateError::Undeclared(reference.into()))?;
+            secret |= decl.secret;
+            match self.values.get(reference) {
+                Some(value) => out.push_str(value),
+                None => complete = false,
+            }
+            rest = &after[end + 2..];
+        }
+        out.push_str(rest);
+        Ok(Expanded {
+            value: complete.then_some(out),
+            secret,
+        })
+    }
+}
+
+/// A template with its references replaced.
+pub struct Expanded {
+    /// The text, or `None` when a referenced variable has no value.
+    pub value: Option<String>,
+    /// Whether a referenced variable is secret, so the text must not be shown.
+    pub secret: bool,
+}
+
+/// Why a template could not be expanded.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TemplateError {
+    /// An unclosed or empty `{{ }}`.
+    Malformed,
+    /// A reference to an application variable that is not declared.
+    Undeclared(String),
 }
 
 /// The variables one component can read, shared by all of its instances.

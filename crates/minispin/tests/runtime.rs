@@ -127,13 +127,15 @@ struct TestApp {
 }
 
 impl TestApp {
-    /// Serves `test_manifest` with `extra` appended, cron schedules off unless asked.
+    /// Serves `test_manifest` with `extra` appended (`{port}` in it replaced by the
+    /// server's port), cron schedules off unless asked.
     fn start(extra: &str, cron: bool) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let dir = tempfile::tempdir().unwrap();
         let manifest = dir.path().join("spin.toml");
-        std::fs::write(&manifest, test_manifest(port, extra)).unwrap();
+        let extra = extra.replace("{port}", &port.to_string());
+        std::fs::write(&manifest, test_manifest(port, &extra)).unwrap();
         let options = AppOptions {
             variables: HashMap::from([("token".to_string(), "t0ken".to_string())]),
             cron,
@@ -434,6 +436,44 @@ fn outbound_http_reaches_allowed_hosts_only() {
     let (status, body) = app.get(&format!("/iso/outbound?url=http://127.0.0.1:{port}/hello"));
     assert_eq!(status, 502);
     assert!(body.contains("HttpRequestDenied"), "{body}");
+}
+
+#[test]
+fn allowed_outbound_hosts_templates_resolve_from_application_variables() {
+    let extra = format!(
+        "[variables.upstream]\ndefault = \"http://127.0.0.1:{{port}}\"\n\
+         [component.templated]\nsource = \"{}\"\nallowed_outbound_hosts = [\"{{{{ upstream }}}}\"]\n\
+         [[trigger.http]]\nroute = \"/tpl/...\"\ncomponent = \"templated\"\n",
+        http_wasm()
+    );
+    let app = TestApp::start(&extra, false);
+    let port = app.server.local_addr().port();
+    let (status, body) = app.get(&format!("/tpl/outbound?url=http://127.0.0.1:{port}/hello"));
+    assert_eq!((status, body.as_str()), (200, "upstream 200 hello"));
+    let (status, body) = app.get(&format!("/tpl/outbound?url=http://localhost:{port}/hello"));
+    assert_eq!(status, 502);
+    assert!(body.contains("HttpRequestDenied"), "{body}");
+}
+
+#[test]
+fn an_allowed_outbound_hosts_template_naming_no_variable_fails_at_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("spin.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "spin_manifest_version = 2\n[application]\nname = \"x\"\n\
+             [[trigger.http]]\nroute = \"/...\"\ncomponent = \"web\"\n\
+             [component.web]\nsource = \"{}\"\nallowed_outbound_hosts = [\"{{{{ nope }}}}\"]\n",
+            http_wasm()
+        ),
+    )
+    .unwrap();
+    let err = App::load(&manifest, AppOptions::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("nope"), "{err}");
 }
 
 // ---- cron ---------------------------------------------------------------------
