@@ -2,10 +2,13 @@
 //! validation happens here, once; what passes cannot hold bad values.
 
 use credits::{
-    AccountId, CreditsError, DeductionRequest, Eur, Operation, Pack, PaymentMethodId, Plan, Reason,
-    RechargeSettings, RefundRequest, Resource, TokenAmount,
+    AccountId, CreditsError, DeductionRequest, Eur, HistoryQuery, Operation, Pack, PaymentMethodId,
+    Plan, Reason, RechargeSettings, RefundRequest, Resource, Timestamp, TokenAmount, TransactionId,
+    TransactionKind, UsageGrouping, UsageQuery,
 };
 use serde::Deserialize;
+
+use crate::error::ApiError;
 
 /// `POST /api/admin/accounts`.
 #[derive(Deserialize)]
@@ -76,7 +79,7 @@ impl Refund {
     pub(crate) fn validate(self) -> Result<RefundRequest, CreditsError> {
         Ok(RefundRequest {
             account: AccountId::parse(&self.account_id)?,
-            deduction_id: self.deduction_id,
+            deduction: TransactionId::parse(&self.deduction_id),
             tokens: self.tokens.map(TokenAmount::new).transpose()?,
             reason: self.reason.as_deref().map(Reason::parse).transpose()?,
         })
@@ -138,5 +141,46 @@ impl AutoRecharge {
                 })
                 .transpose()?,
         )
+    }
+}
+
+/// `GET /api/billing/credits?limit=&cursor=&type=&project=`.
+pub(crate) struct HistoryParams;
+
+impl HistoryParams {
+    pub(crate) fn from_query(pairs: &[(String, String)]) -> Result<HistoryQuery, ApiError> {
+        let (mut limit, mut cursor, mut kind, mut project) = (None, None, None, None);
+        for (name, value) in pairs {
+            match name.as_str() {
+                "limit" => {
+                    limit = Some(value.parse().map_err(|_| {
+                        ApiError::invalid("limit must be an integer from 1 to 200")
+                    })?);
+                }
+                "cursor" => cursor = Some(value.clone()),
+                "type" => kind = Some(TransactionKind::parse(value)?),
+                "project" => project = Some(value.clone()),
+                _ => {}
+            }
+        }
+        Ok(HistoryQuery::new(limit, cursor, kind, project)?)
+    }
+}
+
+/// `GET /api/billing/credits/usage?from=&to=&group_by=`.
+pub(crate) struct UsageParams;
+
+impl UsageParams {
+    pub(crate) fn from_query(pairs: &[(String, String)]) -> Result<UsageQuery, ApiError> {
+        let (mut from, mut to, mut group_by) = (None, None, UsageGrouping::Day);
+        for (name, value) in pairs {
+            match name.as_str() {
+                "from" => from = Some(Timestamp::parse_time_or_date(value)?),
+                "to" => to = Some(Timestamp::parse_time_or_date(value)?),
+                "group_by" => group_by = UsageGrouping::parse(value)?,
+                _ => {}
+            }
+        }
+        Ok(UsageQuery::new(from, to, group_by)?)
     }
 }

@@ -3,12 +3,12 @@
 //! the domain service the route then calls.
 
 use credits::{
-    AccountId, Clock, Credits, CreditsError, FixedClock, Idempotency, IdempotencyKey,
-    SandboxPayments, SystemClock, Timestamp, secrets_match,
+    AccountId, Clock, Credits, Idempotency, IdempotencyKey, SystemClock, Timestamp, secrets_match,
 };
 use http::Method;
 use serde::de::DeserializeOwned;
 
+use crate::error::ApiError;
 use crate::reply::{Reply, respond};
 use crate::{Env, Request, Response};
 
@@ -20,7 +20,7 @@ pub(crate) struct Call<'a> {
     env: &'a Env<'a>,
     pub(crate) req: &'a Request,
     /// A malformed `X-Test-Clock`, reported with the body checks.
-    clock_error: Option<CreditsError>,
+    clock_error: Option<ApiError>,
 }
 
 /// Who presented which token.
@@ -29,16 +29,16 @@ enum Bearer<'t> {
     Other(&'t str),
 }
 
-/// Answers a matched route whose method is allowed: builds the domain service for
-/// this request and runs `handler` on it.
+/// Answers a matched route whose method is allowed: puts the domain service
+/// together for this request and runs `handler` on it.
 pub(crate) fn run(
     env: &Env<'_>,
     req: &Request,
     allowed: &'static str,
-    handler: impl FnOnce(&Call<'_>, &Credits<'_>) -> Result<Reply, CreditsError>,
+    handler: impl FnOnce(&Call<'_>, &Credits<'_>) -> Result<Reply, ApiError>,
 ) -> Response {
     if !allowed.split(", ").any(|m| m == req.method().as_str()) {
-        return respond(Err(CreditsError::MethodNotAllowed(allowed)));
+        return respond(Err(ApiError::MethodNotAllowed(allowed)));
     }
     let (now, clock_error) = request_time(env, req);
     let call = Call {
@@ -46,25 +46,16 @@ pub(crate) fn run(
         req,
         clock_error,
     };
-    respond(with_credits(env, now, |credits| handler(&call, credits)))
-}
-
-/// Runs `f` on the domain service over this platform's stores at `now`, with the
-/// schema migrated: the one place the service is put together.
-pub(crate) fn with_credits<T>(
-    env: &Env<'_>,
-    now: Timestamp,
-    f: impl FnOnce(&Credits<'_>) -> Result<T, CreditsError>,
-) -> Result<T, CreditsError> {
-    let clock = FixedClock(now);
-    let payments = SandboxPayments::new(env.db, now);
-    let credits = Credits::new(env.db, env.cache, &payments, &clock);
-    credits.migrate()?;
-    f(&credits)
+    respond(credits_service::with_credits(
+        env.stores,
+        env.config,
+        now,
+        |credits| handler(&call, credits),
+    ))
 }
 
 /// The time to handle the request at: `X-Test-Clock` when the test clock is on.
-fn request_time(env: &Env<'_>, req: &Request) -> (Timestamp, Option<CreditsError>) {
+fn request_time(env: &Env<'_>, req: &Request) -> (Timestamp, Option<ApiError>) {
     let system = SystemClock.now();
     if !env.test_clock {
         return (system, None);
@@ -75,22 +66,18 @@ fn request_time(env: &Env<'_>, req: &Request) -> (Timestamp, Option<CreditsError
             Ok(t) => (t, None),
             Err(_) => (
                 system,
-                Some(CreditsError::invalid(
-                    "X-Test-Clock must be an RFC 3339 time",
-                )),
+                Some(ApiError::invalid("X-Test-Clock must be an RFC 3339 time")),
             ),
         },
         Some(Err(_)) => (
             system,
-            Some(CreditsError::invalid(
-                "X-Test-Clock must be an RFC 3339 time",
-            )),
+            Some(ApiError::invalid("X-Test-Clock must be an RFC 3339 time")),
         ),
     }
 }
 
 impl Call<'_> {
-    fn bearer(&self) -> Result<Bearer<'_>, CreditsError> {
+    fn bearer(&self) -> Result<Bearer<'_>, ApiError> {
         let header = self.req.headers().get(http::header::AUTHORIZATION);
         let token = header
             .and_then(|v| v.to_str().ok())
@@ -100,7 +87,7 @@ impl Call<'_> {
             })
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or(CreditsError::Unauthorized)?;
+            .ok_or(ApiError::Unauthorized)?;
         match self.env.service_token {
             Some(service) if !service.is_empty() && secrets_match(token, service) => {
                 Ok(Bearer::Service)
@@ -110,34 +97,34 @@ impl Call<'_> {
     }
 
     /// Service routes: the service token only; an account key is `forbidden`.
-    pub(crate) fn require_service(&self, credits: &Credits<'_>) -> Result<(), CreditsError> {
+    pub(crate) fn require_service(&self, credits: &Credits<'_>) -> Result<(), ApiError> {
         match self.bearer()? {
             Bearer::Service => Ok(()),
             Bearer::Other(token) => {
                 credits.authenticate(token)?;
-                Err(CreditsError::Forbidden)
+                Err(ApiError::Forbidden)
             }
         }
     }
 
     /// Account routes: an account key only; the service token is `forbidden`.
-    pub(crate) fn require_account(&self, credits: &Credits<'_>) -> Result<AccountId, CreditsError> {
+    pub(crate) fn require_account(&self, credits: &Credits<'_>) -> Result<AccountId, ApiError> {
         match self.bearer()? {
-            Bearer::Service => Err(CreditsError::Forbidden),
-            Bearer::Other(token) => credits.authenticate(token),
+            Bearer::Service => Err(ApiError::Forbidden),
+            Bearer::Other(token) => Ok(credits.authenticate(token)?),
         }
     }
 
     /// The catalog: either kind of token.
-    pub(crate) fn require_any(&self, credits: &Credits<'_>) -> Result<(), CreditsError> {
+    pub(crate) fn require_any(&self, credits: &Credits<'_>) -> Result<(), ApiError> {
         match self.bearer()? {
             Bearer::Service => Ok(()),
-            Bearer::Other(token) => credits.authenticate(token).map(drop),
+            Bearer::Other(token) => Ok(credits.authenticate(token).map(drop)?),
         }
     }
 
     /// Size, content type and JSON syntax of the body; then the test clock.
-    pub(crate) fn json_body(&self) -> Result<serde_json::Value, CreditsError> {
+    pub(crate) fn json_body(&self) -> Result<serde_json::Value, ApiError> {
         self.check_size()?;
         let content_type = self
             .req
@@ -147,31 +134,31 @@ impl Call<'_> {
             .unwrap_or("");
         let media_type = content_type.split(';').next().unwrap_or("").trim();
         if !media_type.eq_ignore_ascii_case("application/json") {
-            return Err(CreditsError::UnsupportedMediaType);
+            return Err(ApiError::UnsupportedMediaType);
         }
         let body: serde_json::Value = serde_json::from_slice(self.req.body())
-            .map_err(|e| CreditsError::invalid(format!("malformed JSON: {e}")))?;
+            .map_err(|e| ApiError::invalid(format!("malformed JSON: {e}")))?;
         if !body.is_object() {
-            return Err(CreditsError::invalid("the body must be a JSON object"));
+            return Err(ApiError::invalid("the body must be a JSON object"));
         }
         self.check_clock()?;
         Ok(body)
     }
 
     /// For routes without a body: only its size is checked.
-    pub(crate) fn no_body(&self) -> Result<(), CreditsError> {
+    pub(crate) fn no_body(&self) -> Result<(), ApiError> {
         self.check_size()?;
         self.check_clock()
     }
 
-    fn check_size(&self) -> Result<(), CreditsError> {
+    fn check_size(&self) -> Result<(), ApiError> {
         if self.req.body().len() > MAX_BODY_BYTES {
-            return Err(CreditsError::PayloadTooLarge);
+            return Err(ApiError::PayloadTooLarge);
         }
         Ok(())
     }
 
-    fn check_clock(&self) -> Result<(), CreditsError> {
+    fn check_clock(&self) -> Result<(), ApiError> {
         self.clock_error.clone().map_or(Ok(()), Err)
     }
 
@@ -179,12 +166,12 @@ impl Call<'_> {
     pub(crate) fn idempotency(
         &self,
         body: &serde_json::Value,
-    ) -> Result<Option<Idempotency>, CreditsError> {
+    ) -> Result<Option<Idempotency>, ApiError> {
         let Some(header) = self.req.headers().get("idempotency-key") else {
             return Ok(None);
         };
         let text = header.to_str().map_err(|_| {
-            CreditsError::invalid("Idempotency-Key must be 1-255 printable ASCII characters")
+            ApiError::invalid("Idempotency-Key must be 1-255 printable ASCII characters")
         })?;
         Ok(Some(Idempotency::new(IdempotencyKey::parse(text)?, body)))
     }
@@ -204,6 +191,6 @@ impl Call<'_> {
 }
 
 /// Parses a JSON body into a request type, naming what is wrong.
-pub(crate) fn parse<T: DeserializeOwned>(body: &serde_json::Value) -> Result<T, CreditsError> {
-    T::deserialize(body).map_err(|e| CreditsError::invalid(format!("invalid body: {e}")))
+pub(crate) fn parse<T: DeserializeOwned>(body: &serde_json::Value) -> Result<T, ApiError> {
+    T::deserialize(body).map_err(|e| ApiError::invalid(format!("invalid body: {e}")))
 }

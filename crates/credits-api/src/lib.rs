@@ -7,10 +7,12 @@
 
 mod bodies;
 mod call;
+mod error;
 mod reply;
 pub mod routes;
 
-use credits::{Database, KeyValue};
+pub use credits_service::{Config, Stores};
+pub use error::ApiError;
 
 /// An incoming request, its body read whole.
 pub type Request = http::Request<Vec<u8>>;
@@ -19,10 +21,10 @@ pub type Response = http::Response<Vec<u8>>;
 
 /// What a request may use of its platform.
 pub struct Env<'a> {
-    /// The source of truth for money.
-    pub db: &'a dyn Database,
-    /// Rebuildable lookups (account-key cache).
-    pub cache: &'a dyn KeyValue,
+    /// The database and the cache (opened when first used).
+    pub stores: Stores<'a>,
+    /// How the service is put together (the payment provider).
+    pub config: &'a Config,
     /// The `service_token` variable; `None` if unset (then no service route opens).
     pub service_token: Option<&'a str>,
     /// The `test_clock` variable is `"true"`: honour `X-Test-Clock`.

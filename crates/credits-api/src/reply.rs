@@ -1,9 +1,9 @@
 //! Responses: JSON bodies, and the one place errors become HTTP.
 
-use credits::CreditsError;
 use serde::Serialize;
 
 use crate::Response;
+use crate::error::ApiError;
 
 /// A successful answer before it becomes an `http::Response`.
 pub(crate) struct Reply {
@@ -38,7 +38,7 @@ impl Reply {
 }
 
 /// Turns a route's outcome into the response.
-pub(crate) fn respond(result: Result<Reply, CreditsError>) -> Response {
+pub(crate) fn respond(result: Result<Reply, ApiError>) -> Response {
     match result {
         Ok(reply) => {
             let mut builder = json_builder(reply.status);
@@ -52,19 +52,20 @@ pub(crate) fn respond(result: Result<Reply, CreditsError>) -> Response {
 }
 
 /// `{"error": {"code": ..., "message": ...}}` with the status that goes with it.
-pub fn error_response(error: &CreditsError) -> Response {
-    let message = match error {
-        // Details of internal failures are for the logs, not for callers.
-        CreditsError::Internal(detail) => {
-            eprintln!("internal error: {detail}");
-            "something went wrong on our side; nothing was changed unless a transaction id was returned"
-                .to_owned()
-        }
-        other => other.to_string(),
+pub fn error_response(error: &ApiError) -> Response {
+    let (code, status) = error.code_and_status();
+    let message = if status == 500 {
+        // Details are for the operator's log, never for callers.
+        eprintln!("internal error: {error}");
+        "something went wrong on our side; retry with the same Idempotency-Key to learn \
+         whether the request took effect"
+            .to_owned()
+    } else {
+        error.to_string()
     };
-    let body = serde_json::json!({"error": {"code": error.code(), "message": message}});
-    let mut builder = json_builder(error.status());
-    if let CreditsError::MethodNotAllowed(allowed) = error {
+    let body = serde_json::json!({"error": {"code": code, "message": message}});
+    let mut builder = json_builder(status);
+    if let ApiError::MethodNotAllowed(allowed) = error {
         builder = builder.header(http::header::ALLOW, *allowed);
     }
     builder

@@ -1,60 +1,89 @@
 //! Spin adapters: the domain's storage ports on `spin-sdk`, and the glue every
-//! credits component shares (open the stores, read the variables, serve).
+//! credits component shares (open the stores when first used, read the
+//! variables, serve).
 
-use std::time::Duration;
+use std::cell::{Cell, OnceCell};
 
-use credits::{Database, DbError, KeyValue, NoCache, RechargeReport, Row, Value};
-use credits_api::{Env, Request, Response};
+use credits::{
+    Database, DbError, DbErrorKind, Durability, KeyValue, NoCache, RechargeReport, Row, Value,
+};
+use credits_api::{Config, Env, Request, Response, Stores};
 use spin_sdk::key_value::Store;
 use spin_sdk::sqlite::{self, Connection};
 use spin_sdk::variables;
 
-/// How often a statement is retried while another instance holds the write lock.
-const BUSY_RETRIES: u32 = 50;
-const BUSY_PAUSE: Duration = Duration::from_millis(20);
-
-/// Spin's SQLite database as the domain's [`Database`].
-pub struct SpinDb(Connection);
+/// Spin's `default` SQLite database as the domain's [`Database`], connected on
+/// the first statement: a request that never reaches storage opens nothing.
+#[derive(Default)]
+pub struct SpinDb {
+    conn: OnceCell<Connection>,
+    /// A new connection starts with SQLite's default, `synchronous = FULL`.
+    durability: Cell<Option<Durability>>,
+}
 
 impl SpinDb {
-    /// The `default` database the component lists in `sqlite_databases`.
-    pub fn open_default() -> Result<Self, DbError> {
-        Connection::open_default().map(Self).map_err(db_error)
+    fn connection(&self) -> Result<&Connection, DbError> {
+        if let Some(conn) = self.conn.get() {
+            return Ok(conn);
+        }
+        let conn = Connection::open_default().map_err(classify)?;
+        Ok(self.conn.get_or_init(|| conn))
     }
 }
 
-fn db_error(e: sqlite::Error) -> DbError {
-    match e {
-        sqlite::Error::Io(message) => DbError::new(message),
-        other => DbError::new(format!("{other:?}")),
-    }
-}
-
-fn is_busy(e: &DbError) -> bool {
-    e.message.contains("database is locked") || e.message.contains("database is busy")
+/// Sorts a Spin SQLite error into the kinds the domain decides on. Spin passes
+/// SQLite's failures on as text, so the text is all there is to read; this is
+/// the one place that reads it.
+fn classify(e: sqlite::Error) -> DbError {
+    let message = match e {
+        sqlite::Error::Io(message) => message,
+        other => format!("{other:?}"),
+    };
+    let kind = if message.contains("UNIQUE constraint failed")
+        || message.contains("PRIMARY KEY constraint failed")
+    {
+        DbErrorKind::UniqueViolation
+    } else if message.contains("CHECK constraint failed") {
+        DbErrorKind::CheckViolation
+    } else if message.contains("database is locked") || message.contains("database is busy") {
+        DbErrorKind::Busy
+    } else if message.contains("no such table") || message.contains("no such column") {
+        DbErrorKind::MissingSchema
+    } else {
+        DbErrorKind::Other
+    };
+    DbError::new(kind, message)
 }
 
 impl Database for SpinDb {
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
         let params: Vec<sqlite::Value> = params.iter().map(to_spin).collect();
-        let mut attempt = 0;
-        loop {
-            // A failed statement changed nothing, so a busy one is safe to retry.
-            match self.0.execute(sql, &params).map_err(db_error) {
-                Err(e) if is_busy(&e) && attempt < BUSY_RETRIES => {
-                    attempt += 1;
-                    std::thread::sleep(BUSY_PAUSE);
-                }
-                Err(e) => return Err(e),
-                Ok(result) => {
-                    return Ok(result
-                        .rows
-                        .into_iter()
-                        .map(|row| Row(row.values.into_iter().map(from_spin).collect()))
-                        .collect());
-                }
+        let result = self.connection()?.execute(sql, &params).map_err(classify)?;
+        Ok(result
+            .rows
+            .into_iter()
+            .map(|row| Row(row.values.into_iter().map(from_spin).collect()))
+            .collect())
+    }
+
+    fn set_durability(&self, durability: Durability) -> Result<(), DbError> {
+        let current = self.durability.get().unwrap_or(Durability::Full);
+        if current == durability {
+            return Ok(());
+        }
+        let pragma = match durability {
+            Durability::Relaxed => "PRAGMA synchronous = NORMAL",
+            Durability::Full => "PRAGMA synchronous = FULL",
+        };
+        match self.execute(pragma, &[]) {
+            // A backend that keeps its own durability (remote libSQL) may refuse it.
+            Err(e) if e.kind != DbErrorKind::Busy => {}
+            other => {
+                other?;
             }
         }
+        self.durability.set(Some(durability));
+        Ok(())
     }
 }
 
@@ -78,49 +107,65 @@ fn from_spin(v: sqlite::Value) -> Value {
     }
 }
 
-/// Spin's key-value store as the domain's cache.
-pub struct SpinKv(Store);
+/// Spin's `default` key-value store as the domain's cache, opened on first use.
+/// Without it, lookups fall through to SQL: it is only a cache.
+#[derive(Default)]
+pub struct SpinKv(OnceCell<Option<Store>>);
 
-impl KeyValue for SpinKv {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, DbError> {
-        self.0
-            .get(key)
-            .map_err(|e| DbError::new(format!("key-value: {e:?}")))
-    }
-
-    fn set(&self, key: &str, value: &[u8]) -> Result<(), DbError> {
-        self.0
-            .set(key, value)
-            .map_err(|e| DbError::new(format!("key-value: {e:?}")))
+impl SpinKv {
+    fn store(&self) -> Option<&Store> {
+        self.0.get_or_init(|| Store::open_default().ok()).as_ref()
     }
 }
 
-/// Runs `f` with this instance's stores and variables as the API's [`Env`].
-fn with_env<T>(f: impl FnOnce(&Env<'_>) -> T) -> Result<T, DbError> {
-    let db = SpinDb::open_default()?;
-    // The key-value store is only a cache: without it, lookups fall through to SQL.
-    let kv = Store::open_default().ok().map(SpinKv);
-    let cache: &dyn KeyValue = kv.as_ref().map_or(&NoCache, |kv| kv);
-    let service_token = variables::get("service_token").ok();
-    let env = Env {
-        db: &db,
-        cache,
-        service_token: service_token.as_deref(),
-        test_clock: variables::get("test_clock").is_ok_and(|v| v == "true"),
-    };
-    Ok(f(&env))
+impl KeyValue for SpinKv {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, DbError> {
+        let Some(store) = self.store() else {
+            return NoCache.get(key);
+        };
+        store
+            .get(key)
+            .map_err(|e| DbError::other(format!("key-value: {e:?}")))
+    }
+
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), DbError> {
+        let Some(store) = self.store() else {
+            return NoCache.set(key, value);
+        };
+        store
+            .set(key, value)
+            .map_err(|e| DbError::other(format!("key-value: {e:?}")))
+    }
+}
+
+/// The service's configuration from this component's variables.
+fn config() -> Config {
+    Config::default()
 }
 
 /// Serves one request with a route group of the API, on this instance's stores.
 pub fn serve(req: &Request, group: fn(&Env<'_>, &Request) -> Response) -> Response {
-    with_env(|env| group(env, req)).unwrap_or_else(|e| {
-        credits_api::error_response(&credits::CreditsError::Internal(e.message))
-    })
+    let (db, kv) = (SpinDb::default(), SpinKv::default());
+    let config = config();
+    let service_token = variables::get("service_token").ok();
+    let env = Env {
+        stores: Stores {
+            db: &db,
+            cache: &kv,
+        },
+        config: &config,
+        service_token: service_token.as_deref(),
+        test_clock: variables::get("test_clock").is_ok_and(|v| v == "true"),
+    };
+    group(&env, req)
 }
 
 /// The scheduled auto-recharge evaluation (the cron component's whole job).
 pub fn recharge_check() -> Result<RechargeReport, String> {
-    with_env(credits_api::routes::recharge::scheduled)
-        .map_err(|e| e.message)?
-        .map_err(|e| e.to_string())
+    let (db, kv) = (SpinDb::default(), SpinKv::default());
+    let stores = Stores {
+        db: &db,
+        cache: &kv,
+    };
+    credits_service::recharge_check(stores, &config()).map_err(|e| e.to_string())
 }

@@ -60,9 +60,7 @@ impl Credits<'_> {
             ],
         )?;
         if rows.is_empty() {
-            return Err(CreditsError::Conflict(format!(
-                "account {account} exists already"
-            )));
+            return Err(CreditsError::AccountExists(account.to_string()));
         }
         Ok(CreatedAccount {
             account_id: account.clone(),
@@ -85,10 +83,10 @@ impl Credits<'_> {
             "SELECT id, key_hash FROM accounts WHERE key_hash = ?1",
             &[hash.as_str().into()],
         )?;
-        let row = rows.first().ok_or(CreditsError::Unauthorized)?;
+        let row = rows.first().ok_or(CreditsError::UnknownAccountKey)?;
         let stored: &str = row.text(1)?;
         if !bool::from(stored.as_bytes().ct_eq(hash.as_bytes())) {
-            return Err(CreditsError::Unauthorized);
+            return Err(CreditsError::UnknownAccountKey);
         }
         let id = AccountId::parse(row.text(0)?)?;
         // A cache that cannot be written only costs the next request a query.
@@ -97,7 +95,15 @@ impl Credits<'_> {
     }
 
     /// Moves an account to another plan; it applies to the current month at once.
+    /// Moving to the free plan disables auto-recharge, before the plan changes: a
+    /// crash in between leaves it disabled on the old plan, never enabled on free.
     pub fn change_plan(&self, account: &AccountId, plan: Plan) -> Result<()> {
+        if !plan.may_buy_credits() {
+            self.db.execute(
+                "UPDATE auto_recharge SET enabled = 0 WHERE account_id = ?1",
+                &[account.as_str().into()],
+            )?;
+        }
         let rows = self.db.execute(
             "UPDATE accounts SET plan = ?2, monthly_tokens = ?3 WHERE id = ?1 RETURNING id",
             &[
@@ -112,8 +118,8 @@ impl Credits<'_> {
         Ok(())
     }
 
-    /// Saves the payment method for purchases and auto-recharge. A trigger ends any
-    /// wait after a declined auto-recharge and restarts the decline count.
+    /// Saves the payment method for purchases and auto-recharge, then ends any wait
+    /// after a declined auto-recharge and restarts the decline count.
     pub fn save_payment_method(
         &self,
         account: &AccountId,
@@ -124,9 +130,23 @@ impl Credits<'_> {
             &[account.as_str().into(), method.as_str().into()],
         )?;
         let row = rows.first().ok_or(CreditsError::NotFound("account"))?;
-        Ok(SavedPaymentMethod {
+        let saved = SavedPaymentMethod {
             payment_method: row.opt_text(0)?.map(str::to_owned),
-        })
+        };
+        self.clear_recharge_declines(account)?;
+        Ok(saved)
+    }
+
+    /// A new payment method or a successful auto-recharge ends the wait after a
+    /// decline, restarts the count and clears the last error.
+    pub(crate) fn clear_recharge_declines(&self, account: &AccountId) -> Result<()> {
+        self.db.execute(
+            "UPDATE auto_recharge SET declines = 0, retry_after = NULL,
+                    last_error_code = NULL, last_error_message = NULL, last_error_at = NULL
+             WHERE account_id = ?1 AND (declines > 0 OR last_error_code IS NOT NULL)",
+            &[account.as_str().into()],
+        )?;
+        Ok(())
     }
 
     /// The saved payment method, if any.

@@ -16,22 +16,25 @@ const CHECKS: &[(&str, &str)] = &[
              CASE l.kind WHEN 'deduction' THEN -l.credit_tokens ELSE l.credit_tokens END), 0)",
     ),
     (
-        "plan usage equals the ledger's plan tokens of the month",
-        "SELECT u.account_id || ' ' || u.period || ': used ' || u.used_tokens
-         FROM plan_usage u
-         WHERE u.used_tokens <> (SELECT COALESCE(SUM(
+        "plan use equals the ledger's plan tokens of its month",
+        "SELECT a.id || ' ' || a.plan_period || ': used ' || a.plan_used
+         FROM accounts a
+         WHERE a.plan_used <> (SELECT COALESCE(SUM(
                    CASE l.kind WHEN 'deduction' THEN l.plan_tokens ELSE -l.plan_tokens END), 0)
                FROM ledger l
-               WHERE l.account_id = u.account_id AND l.period = u.period
+               WHERE l.account_id = a.id AND l.period IS a.plan_period
                  AND l.kind IN ('deduction', 'refund'))",
     ),
     (
         "refunds never exceed their deduction",
         "SELECT 'deduction ' || d.seq FROM ledger d
          WHERE d.kind = 'deduction' AND (
-             (SELECT COALESCE(SUM(r.tokens), 0) FROM ledger r WHERE r.refund_of = d.seq) > d.tokens
-          OR (SELECT COALESCE(SUM(r.credit_tokens), 0) FROM ledger r WHERE r.refund_of = d.seq) > d.credit_tokens
-          OR (SELECT COALESCE(SUM(r.plan_tokens), 0) FROM ledger r WHERE r.refund_of = d.seq) > d.plan_tokens)",
+             (SELECT COALESCE(SUM(r.tokens), 0) FROM ledger r
+              WHERE r.account_id = d.account_id AND r.refund_of = d.seq) > d.tokens
+          OR (SELECT COALESCE(SUM(r.credit_tokens), 0) FROM ledger r
+              WHERE r.account_id = d.account_id AND r.refund_of = d.seq) > d.credit_tokens
+          OR (SELECT COALESCE(SUM(r.plan_tokens), 0) FROM ledger r
+              WHERE r.account_id = d.account_id AND r.refund_of = d.seq) > d.plan_tokens)",
     ),
     (
         "a purchase is granted exactly when it succeeded",
@@ -41,11 +44,31 @@ const CHECKS: &[(&str, &str)] = &[
          WHERE (p.status = 'succeeded') <> EXISTS (SELECT 1 FROM ledger l WHERE l.purchase_id = p.id)",
     ),
     (
-        "no settled purchase was charged differently than it ended",
-        "SELECT 'purchase ' || p.id || ' ' || p.status || ' but charge ' || c.outcome
-         FROM purchases p JOIN sandbox_charges c ON c.idempotency_key = p.id
-         WHERE p.status <> 'pending'
-           AND (p.status = 'succeeded') <> (c.outcome = 'succeeded')",
+        "each account's entries are numbered 1, 2, 3, ... up to its ledger_seq",
+        "SELECT a.id || ': ledger_seq ' || a.ledger_seq || ', ' || COUNT(l.seq) || ' entries up to '
+                || COALESCE(MAX(l.seq), 0)
+         FROM accounts a LEFT JOIN ledger l ON l.account_id = a.id
+         GROUP BY a.id
+         HAVING a.ledger_seq <> COUNT(l.seq) OR a.ledger_seq <> COALESCE(MAX(l.seq), 0)",
+    ),
+    (
+        "the usage rollup equals the ledger's deductions net of refunds",
+        "SELECT u.account_id || ' day ' || u.day || ' ' || u.operation || ': ' || u.tokens
+         FROM usage_daily u
+         WHERE u.tokens <> (SELECT COALESCE(SUM(
+                   CASE l.kind WHEN 'deduction' THEN l.tokens ELSE -l.tokens END), 0)
+               FROM ledger l
+               WHERE l.account_id = u.account_id AND l.kind IN ('deduction', 'refund')
+                 AND l.created_at / 86400000 = u.day AND l.operation = u.operation
+                 AND (l.project IS NOT NULL) = u.has_project AND COALESCE(l.project, '') = u.project)
+         UNION ALL
+         SELECT l.account_id || ' entry ' || l.seq || ' missing from the rollup'
+         FROM ledger l
+         WHERE l.kind IN ('deduction', 'refund') AND NOT EXISTS (
+               SELECT 1 FROM usage_daily u
+               WHERE u.account_id = l.account_id AND u.day = l.created_at / 86400000
+                 AND u.operation = l.operation AND u.has_project = (l.project IS NOT NULL)
+                 AND u.project = COALESCE(l.project, ''))",
     ),
 ];
 

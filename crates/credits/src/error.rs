@@ -1,92 +1,52 @@
-//! The one error enum of the product; each variant is one error code of API.md.
+//! The domain's one error enum: what went wrong, in the product's terms. The HTTP
+//! crate maps each variant to an API error code and status, in one place.
 
 use crate::store::DbError;
 
-/// Everything that can go wrong, as the public API names it.
+/// Everything a rule of the product can refuse, and the failures beneath it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CreditsError {
+    /// A value the rules do not take (an id, a label, an amount, a range).
     #[error("{0}")]
-    InvalidRequest(String),
+    Invalid(String),
+    /// No account has this key.
     #[error("missing or unknown bearer token")]
-    Unauthorized,
-    #[error("this token may not use this route")]
-    Forbidden,
+    UnknownAccountKey,
+    /// The free plan may not do this (buy credits, use auto-recharge).
     #[error("the free plan cannot {0}; upgrade to a paid plan to unlock it")]
-    PlanUpgradeRequired(&'static str),
+    FreePlan(&'static str),
+    /// The named thing does not exist, or belongs to another account.
     #[error("{0} not found")]
     NotFound(&'static str),
-    #[error("method not allowed; allowed: {0}")]
-    MethodNotAllowed(&'static str),
     #[error("{requested} tokens requested but only {available} available")]
     InsufficientBalance { requested: u64, available: u64 },
+    /// The payment provider declined the charge; nothing was granted.
     #[error("payment declined: {0}")]
-    PaymentFailed(String),
+    PaymentDeclined(String),
     #[error("save a payment method first (PUT /api/billing/payment-method)")]
     PaymentMethodRequired,
-    #[error("{0}")]
-    Conflict(String),
+    #[error("account {0} exists already")]
+    AccountExists(String),
     #[error("this Idempotency-Key was used with a different request body")]
-    IdempotencyConflict,
+    IdempotencyKeyReused,
     #[error("{requested} tokens exceed the {refundable} tokens left to refund on this deduction")]
     RefundExceedsDeduction { requested: u64, refundable: u64 },
-    #[error("the request body is larger than 64 KiB")]
-    PayloadTooLarge,
-    #[error("the request body must be application/json")]
-    UnsupportedMediaType,
-    /// Not the caller's fault: storage or the payment provider failed.
+    /// Storage failed; the statement that failed changed nothing.
+    #[error("storage: {0}")]
+    Storage(#[from] DbError),
+    /// The payment provider did not give an outcome (timeout, outage): the purchase
+    /// stays pending and is settled later.
+    #[error("payment provider: {0}")]
+    ProviderUnavailable(String),
+    /// An invariant the code relies on did not hold.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl CreditsError {
-    /// The API's error code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::InvalidRequest(_) => "invalid_request",
-            Self::Unauthorized => "unauthorized",
-            Self::Forbidden => "forbidden",
-            Self::PlanUpgradeRequired(_) => "plan_upgrade_required",
-            Self::NotFound(_) => "not_found",
-            Self::MethodNotAllowed(_) => "method_not_allowed",
-            Self::InsufficientBalance { .. } => "insufficient_balance",
-            Self::PaymentFailed(_) => "payment_failed",
-            Self::PaymentMethodRequired => "payment_method_required",
-            Self::Conflict(_) => "conflict",
-            Self::IdempotencyConflict => "idempotency_conflict",
-            Self::RefundExceedsDeduction { .. } => "refund_exceeds_deduction",
-            Self::PayloadTooLarge => "payload_too_large",
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::Internal(_) => "internal_error",
-        }
-    }
-
-    /// The HTTP status that goes with [`code`](Self::code).
-    pub fn status(&self) -> u16 {
-        match self {
-            Self::InvalidRequest(_) | Self::PaymentMethodRequired => 400,
-            Self::Unauthorized => 401,
-            Self::InsufficientBalance { .. } | Self::PaymentFailed(_) => 402,
-            Self::Forbidden | Self::PlanUpgradeRequired(_) => 403,
-            Self::NotFound(_) => 404,
-            Self::MethodNotAllowed(_) => 405,
-            Self::Conflict(_) | Self::IdempotencyConflict | Self::RefundExceedsDeduction { .. } => {
-                409
-            }
-            Self::PayloadTooLarge => 413,
-            Self::UnsupportedMediaType => 415,
-            Self::Internal(_) => 500,
-        }
-    }
-
-    /// Shorthand for a 400 with a message.
+    /// Shorthand for a value the rules do not take.
     pub fn invalid(message: impl Into<String>) -> Self {
-        Self::InvalidRequest(message.into())
-    }
-}
-
-impl From<DbError> for CreditsError {
-    fn from(e: DbError) -> Self {
-        Self::Internal(e.message)
+        Self::Invalid(message.into())
     }
 }
 

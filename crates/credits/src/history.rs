@@ -126,10 +126,9 @@ impl Credits<'_> {
     pub fn summary(&self, account: &AccountId) -> Result<AccountSummary> {
         let month = self.now().month();
         let rows = self.db.execute(
-            "SELECT a.plan, a.monthly_tokens, COALESCE(u.used_tokens, 0), a.credit_balance, a.payment_method
-             FROM accounts a
-             LEFT JOIN plan_usage u ON u.account_id = a.id AND u.period = ?2
-             WHERE a.id = ?1",
+            "SELECT plan, monthly_tokens, CASE WHEN plan_period = ?2 THEN plan_used ELSE 0 END,
+                    credit_balance, payment_method
+             FROM accounts WHERE id = ?1",
             &[account.as_str().into(), month.key().into()],
         )?;
         let row = rows.first().ok_or(CreditsError::NotFound("account"))?;
@@ -157,10 +156,11 @@ impl Credits<'_> {
     /// Plan remainder plus credits, right now.
     pub fn available_tokens(&self, account: &AccountId) -> Result<u64> {
         let rows = self.db.execute(
-            "SELECT MAX(0, a.monthly_tokens - COALESCE(u.used_tokens, 0)) + a.credit_balance
-             FROM accounts a
-             LEFT JOIN plan_usage u ON u.account_id = a.id AND u.period = ?2
-             WHERE a.id = ?1",
+            concat!(
+                "SELECT ",
+                plan_left!(),
+                " + credit_balance FROM accounts WHERE id = ?1"
+            ),
             &[account.as_str().into(), self.now().month().key().into()],
         )?;
         rows.first()

@@ -38,8 +38,8 @@ impl Operation {
 /// The project and session a deduction belongs to; each optional, up to 128 characters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Resource {
-    pub project: Option<String>,
-    pub session: Option<String>,
+    project: Option<String>,
+    session: Option<String>,
 }
 
 impl Resource {
@@ -52,6 +52,21 @@ impl Resource {
                 .map(|s| bounded("resource.session", s, 0, 128))
                 .transpose()?,
         })
+    }
+
+    /// A resource read back from storage, where it was validated when written.
+    pub(crate) fn stored(project: Option<String>, session: Option<String>) -> Self {
+        Self { project, session }
+    }
+
+    #[must_use]
+    pub fn project(&self) -> Option<&str> {
+        self.project.as_deref()
+    }
+
+    #[must_use]
+    pub fn session(&self) -> Option<&str> {
+        self.session.as_deref()
     }
 }
 

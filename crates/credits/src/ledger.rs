@@ -8,8 +8,9 @@ use crate::error::{CreditsError, Result};
 use crate::idempotency::{Idempotency, Written, written_or_replayed};
 use crate::ids::{AccountId, TransactionId};
 use crate::labels::{Operation, Reason, Resource};
+use crate::recharge::RechargeOutcome;
 use crate::service::{Credits, Replayable};
-use crate::store::{Row, Value};
+use crate::store::{Durability, Row, Value};
 use crate::tokens::{self, TokenAmount};
 use crate::transaction::{TX_COLUMN_COUNT, Transaction, tx_columns};
 
@@ -34,8 +35,9 @@ pub struct DeductionReceipt {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RefundRequest {
     pub account: AccountId,
-    /// As sent: an id this service never issued is simply not found.
-    pub deduction_id: String,
+    /// The deduction's id; `None` for an id this service never issued, which is
+    /// simply not found.
+    pub deduction: Option<TransactionId>,
     /// `None`: all that is left to refund.
     pub tokens: Option<TokenAmount>,
     pub reason: Option<Reason>,
@@ -48,38 +50,48 @@ pub struct RefundReceipt {
 }
 
 /// Plan allocation first, then credits; all or nothing. The `WHERE` refuses an
-/// overdraft; the schema's CHECK on the balance would refuse it again.
+/// overdraft (the schema would refuse it again). It returns the auto-recharge
+/// threshold too, so a deduction that sets nothing off is this one statement.
 const DEDUCT: &str = concat!(
     "WITH state AS (
-        SELECT a.id AS account_id, a.credit_balance AS credits,
-               MAX(0, a.monthly_tokens - COALESCE(u.used_tokens, 0)) AS plan_left
-        FROM accounts a
-        LEFT JOIN plan_usage u ON u.account_id = a.id AND u.period = ?2
-        WHERE a.id = ?1
+        SELECT id AS account_id, credit_balance AS credits, ledger_seq AS last_seq,
+               ",
+    plan_left!(),
+    " AS plan_left
+        FROM accounts WHERE id = ?1
     ), split AS (
-        SELECT account_id, credits, plan_left, MIN(?3, plan_left) AS plan_part FROM state
+        SELECT *, MIN(?3, plan_left) AS plan_part FROM state
     )
-    INSERT INTO ledger (account_id, kind, tokens, plan_tokens, credit_tokens, period,
+    INSERT INTO ledger (account_id, seq, kind, tokens, plan_tokens, credit_tokens, period,
                         operation, project, session, idempotency_key, request_hash,
                         credit_balance_after, plan_remaining_after, created_at)
-    SELECT account_id, 'deduction', ?3, plan_part, ?3 - plan_part, ?2,
+    SELECT account_id, last_seq + 1, 'deduction', ?3, plan_part, ?3 - plan_part, ?2,
            ?4, ?5, ?6, ?7, ?8,
            credits - (?3 - plan_part), plan_left - plan_part, ?9
     FROM split
     WHERE ?3 - plan_part <= credits
     RETURNING ",
     tx_columns!(),
-    ", credit_balance_after, plan_remaining_after"
+    ", credit_balance_after, plan_remaining_after,
+       (SELECT threshold_tokens FROM auto_recharge r
+        WHERE r.account_id = ledger.account_id AND r.enabled = 1)"
 );
 
-/// An earlier deduction with this key, its body fingerprint and what it left.
+/// The entry an idempotency key of this account and kind wrote.
+macro_rules! entry_by_key {
+    () => {
+        " FROM ledger l JOIN ledger_keys k
+            ON k.account_id = l.account_id AND k.seq = l.seq AND k.kind = ?3 AND k.key = ?2
+          WHERE l.account_id = ?1"
+    };
+}
+
+/// An earlier deduction with this key, its body fingerprint and what it answered.
 const DEDUCTION_BY_KEY: &str = concat!(
     "SELECT ",
-    tx_columns!(),
-    ", credit_balance_after, plan_remaining_after, request_hash,
-       (SELECT COALESCE(SUM(p.tokens), 0) FROM purchases p
-        WHERE p.triggered_by = ledger.seq AND p.status = 'succeeded')
-    FROM ledger WHERE account_id = ?1 AND kind = 'deduction' AND idempotency_key = ?2"
+    tx_columns!("l."),
+    ", l.credit_balance_after, l.plan_remaining_after, l.request_hash, k.answer_tokens",
+    entry_by_key!()
 );
 
 /// Credit tokens back first, then plan tokens to the deduction's month, restored
@@ -88,19 +100,21 @@ const REFUND: &str = concat!(
     "WITH d AS (
         SELECT l.seq, l.account_id, l.tokens, l.credit_tokens, l.period, l.operation,
                l.project, l.session,
-               (SELECT COALESCE(SUM(r.tokens), 0) FROM ledger r WHERE r.refund_of = l.seq) AS refunded,
-               (SELECT COALESCE(SUM(r.credit_tokens), 0) FROM ledger r WHERE r.refund_of = l.seq) AS credit_refunded
+               (SELECT COALESCE(SUM(r.tokens), 0) FROM ledger r
+                WHERE r.account_id = l.account_id AND r.refund_of = l.seq) AS refunded,
+               (SELECT COALESCE(SUM(r.credit_tokens), 0) FROM ledger r
+                WHERE r.account_id = l.account_id AND r.refund_of = l.seq) AS credit_refunded
         FROM ledger l
-        WHERE l.seq = ?1 AND l.account_id = ?2 AND l.kind = 'deduction'
+        WHERE l.account_id = ?2 AND l.seq = ?1 AND l.kind = 'deduction'
     ), amount AS (
         SELECT d.*, COALESCE(?3, d.tokens - d.refunded) AS wanted FROM d
     ), split AS (
         SELECT amount.*, MIN(wanted, credit_tokens - credit_refunded) AS credit_back FROM amount
     )
-    INSERT INTO ledger (account_id, kind, tokens, plan_tokens, credit_tokens, period,
+    INSERT INTO ledger (account_id, seq, kind, tokens, plan_tokens, credit_tokens, period,
                         operation, project, session, refund_of, reason,
                         idempotency_key, request_hash, credit_balance_after, created_at)
-    SELECT s.account_id, 'refund', s.wanted,
+    SELECT s.account_id, a.ledger_seq + 1, 'refund', s.wanted,
            CASE WHEN s.period = ?4 THEN s.wanted - s.credit_back ELSE 0 END,
            s.credit_back, s.period, s.operation, s.project, s.session, s.seq, ?5,
            ?6, ?7, a.credit_balance + s.credit_back, ?8
@@ -113,24 +127,25 @@ const REFUND: &str = concat!(
 
 const REFUND_BY_KEY: &str = concat!(
     "SELECT ",
-    tx_columns!(),
-    ", request_hash FROM ledger WHERE account_id = ?1 AND kind = 'refund' AND idempotency_key = ?2"
+    tx_columns!("l."),
+    ", l.request_hash",
+    entry_by_key!()
 );
 
 impl Credits<'_> {
     /// Deducts tokens: the plan allocation first, then credits; all or nothing.
+    /// One statement when it sets nothing off; a repeated idempotency key is
+    /// refused by the database and answered from the first request's entry.
     pub fn deduct(
         &self,
         req: &DeductionRequest,
         idem: Option<&Idempotency>,
     ) -> Result<Replayable<DeductionReceipt>> {
-        if let Some(idem) = idem
-            && let Some(replay) = self.deduction_replay(&req.account, idem)?
-        {
-            return Ok(Replayable::replayed(replay));
-        }
         let now = self.now();
         let month = now.month().key();
+        // A deduction lost to a power failure costs us its tokens, never the
+        // customer money: it may skip the wait for the disk.
+        self.db.set_durability(Durability::Relaxed)?;
         let result = self.db.execute(
             DEDUCT,
             &[
@@ -138,8 +153,8 @@ impl Credits<'_> {
                 month.as_str().into(),
                 Value::Integer(req.tokens.as_i64()),
                 req.operation.as_str().into(),
-                req.resource.project.clone().into(),
-                req.resource.session.clone().into(),
+                req.resource.project().into(),
+                req.resource.session().into(),
                 idem.map(|i| i.key.as_str()).into(),
                 idem.map(|i| i.fingerprint.as_str()).into(),
                 Value::Integer(now.millis()),
@@ -151,6 +166,13 @@ impl Credits<'_> {
                 Written::Replayed(receipt) => return Ok(Replayable::replayed(receipt)),
             };
         let Some(row) = rows.first() else {
+            // Nothing written: an earlier request with this key is answered again
+            // (its tokens may no longer be there); otherwise the balance is short.
+            if let Some(idem) = idem
+                && let Some(replay) = self.deduction_replay(&req.account, idem)?
+            {
+                return Ok(Replayable::replayed(replay));
+            }
             let available = self.available_tokens(&req.account)?;
             return Err(CreditsError::InsufficientBalance {
                 requested: req.tokens.get(),
@@ -160,13 +182,31 @@ impl Credits<'_> {
         let transaction = Transaction::from_row(row)?;
         let credits_after = row.tokens(TX_COLUMN_COUNT)?;
         let plan_after = row.tokens(TX_COLUMN_COUNT + 1)?;
+        let threshold = row.opt_int(TX_COLUMN_COUNT + 2)?;
         let mut available_tokens = tokens::add(credits_after, plan_after)?;
+        let below_threshold =
+            threshold.is_some_and(|t| i64::try_from(credits_after).is_ok_and(|c| c < t));
         // The deduction is written; a recharge that fails here is retried by the
         // next evaluation and must not turn this success into an error.
-        if let Ok(Some(granted)) =
-            self.recharge_after_deduction(&req.account, transaction.id(), credits_after)
+        if below_threshold
+            && let Ok(RechargeOutcome::Recharged { tokens: granted }) =
+                self.evaluate_recharge(&req.account, Some(transaction.id()))
         {
             available_tokens = tokens::add(available_tokens, granted)?;
+            if let Some(idem) = idem {
+                // A replay answers what this answer says. Should this fail, a
+                // replay leaves the recharge out, as if it had not finished yet.
+                let _ = self.db.execute(
+                    "UPDATE ledger_keys SET answer_tokens = ?4
+                     WHERE account_id = ?1 AND kind = 'deduction' AND key = ?2 AND seq = ?3",
+                    &[
+                        req.account.as_str().into(),
+                        idem.key.as_str().into(),
+                        Value::Integer(transaction.id().seq()),
+                        Value::Integer(tokens::to_sql(granted)?),
+                    ],
+                );
+            }
         }
         Ok(Replayable::fresh(DeductionReceipt {
             transaction,
@@ -181,7 +221,11 @@ impl Credits<'_> {
     ) -> Result<Option<DeductionReceipt>> {
         let rows = self.db.execute(
             DEDUCTION_BY_KEY,
-            &[account.as_str().into(), idem.key.as_str().into()],
+            &[
+                account.as_str().into(),
+                idem.key.as_str().into(),
+                "deduction".into(),
+            ],
         )?;
         let Some(row) = rows.first() else {
             return Ok(None);
@@ -196,45 +240,47 @@ impl Credits<'_> {
         }))
     }
 
-    /// Gives back what a deduction took, to where it came from.
+    /// Gives back what a deduction took, to where it came from. One statement
+    /// when it succeeds; the checks that explain a refusal run only then.
     pub fn refund(
         &self,
         req: &RefundRequest,
         idem: Option<&Idempotency>,
     ) -> Result<Replayable<RefundReceipt>> {
+        if let Some(deduction) = req.deduction {
+            let now = self.now();
+            self.db.set_durability(Durability::Relaxed)?;
+            let result = self.db.execute(
+                REFUND,
+                &[
+                    Value::Integer(deduction.seq()),
+                    req.account.as_str().into(),
+                    req.tokens.map(TokenAmount::as_i64).into(),
+                    now.month().key().into(),
+                    req.reason.as_ref().map(Reason::as_str).into(),
+                    idem.map(|i| i.key.as_str()).into(),
+                    idem.map(|i| i.fingerprint.as_str()).into(),
+                    Value::Integer(now.millis()),
+                ],
+            );
+            match written_or_replayed(result, idem, |i| self.refund_replay(&req.account, i))? {
+                Written::Replayed(receipt) => return Ok(Replayable::replayed(receipt)),
+                Written::Rows(rows) => {
+                    if let Some(row) = rows.first() {
+                        return Ok(Replayable::fresh(RefundReceipt {
+                            transaction: Transaction::from_row(row)?,
+                        }));
+                    }
+                }
+            }
+        }
+        // Nothing written: an earlier request with this key is answered again.
         if let Some(idem) = idem
             && let Some(replay) = self.refund_replay(&req.account, idem)?
         {
             return Ok(Replayable::replayed(replay));
         }
-        self.require_account(&req.account)?;
-        let deduction =
-            TransactionId::parse(&req.deduction_id).ok_or(CreditsError::NotFound("deduction"))?;
-        let now = self.now();
-        let result = self.db.execute(
-            REFUND,
-            &[
-                Value::Integer(deduction.seq()),
-                req.account.as_str().into(),
-                req.tokens.map(TokenAmount::as_i64).into(),
-                now.month().key().into(),
-                req.reason.as_ref().map(Reason::as_str).into(),
-                idem.map(|i| i.key.as_str()).into(),
-                idem.map(|i| i.fingerprint.as_str()).into(),
-                Value::Integer(now.millis()),
-            ],
-        );
-        let rows = match written_or_replayed(result, idem, |i| self.refund_replay(&req.account, i))?
-        {
-            Written::Rows(rows) => rows,
-            Written::Replayed(receipt) => return Ok(Replayable::replayed(receipt)),
-        };
-        match rows.first() {
-            Some(row) => Ok(Replayable::fresh(RefundReceipt {
-                transaction: Transaction::from_row(row)?,
-            })),
-            None => Err(self.refund_refusal(&req.account, deduction, req.tokens)?),
-        }
+        Err(self.refund_refusal(&req.account, req.deduction, req.tokens)?)
     }
 
     fn refund_replay(
@@ -244,7 +290,11 @@ impl Credits<'_> {
     ) -> Result<Option<RefundReceipt>> {
         let rows = self.db.execute(
             REFUND_BY_KEY,
-            &[account.as_str().into(), idem.key.as_str().into()],
+            &[
+                account.as_str().into(),
+                idem.key.as_str().into(),
+                "refund".into(),
+            ],
         )?;
         let Some(row) = rows.first() else {
             return Ok(None);
@@ -255,16 +305,21 @@ impl Credits<'_> {
         }))
     }
 
-    /// Why the refund statement wrote nothing.
+    /// Why no refund was written: the account, the deduction, what is left of it.
     fn refund_refusal(
         &self,
         account: &AccountId,
-        deduction: TransactionId,
+        deduction: Option<TransactionId>,
         requested: Option<TokenAmount>,
     ) -> Result<CreditsError> {
+        self.require_account(account)?;
+        let Some(deduction) = deduction else {
+            return Ok(CreditsError::NotFound("deduction"));
+        };
         let rows = self.db.execute(
-            "SELECT l.tokens - (SELECT COALESCE(SUM(r.tokens), 0) FROM ledger r WHERE r.refund_of = l.seq)
-             FROM ledger l WHERE l.seq = ?1 AND l.account_id = ?2 AND l.kind = 'deduction'",
+            "SELECT l.tokens - (SELECT COALESCE(SUM(r.tokens), 0) FROM ledger r
+                                WHERE r.account_id = l.account_id AND r.refund_of = l.seq)
+             FROM ledger l WHERE l.account_id = ?2 AND l.seq = ?1 AND l.kind = 'deduction'",
             &[Value::Integer(deduction.seq()), account.as_str().into()],
         )?;
         let Some(row) = rows.first() else {
@@ -283,6 +338,6 @@ pub(crate) fn check_fingerprint(row: &Row, column: usize, idem: &Idempotency) ->
     if row.opt_text(column)? == Some(idem.fingerprint.as_str()) {
         Ok(())
     } else {
-        Err(CreditsError::IdempotencyConflict)
+        Err(CreditsError::IdempotencyKeyReused)
     }
 }

@@ -5,6 +5,9 @@
 //! [`PaymentProvider`], [`Clock`]), so the same code and SQL run natively in tests
 //! and inside the Spin components.
 
+#[macro_use]
+mod sql;
+
 mod account;
 mod audit;
 mod catalog;
@@ -27,9 +30,6 @@ mod tokens;
 mod transaction;
 mod usage;
 
-#[cfg(feature = "native")]
-pub mod native;
-
 pub use account::{CreatedAccount, SavedPaymentMethod, secret_hash, secrets_match};
 pub use catalog::{Pack, PackListing, Plan};
 pub use clock::{Clock, FixedClock, SystemClock};
@@ -40,13 +40,13 @@ pub use ids::{AccountId, TransactionId};
 pub use labels::{Operation, Reason, Resource};
 pub use ledger::{DeductionReceipt, DeductionRequest, RefundReceipt, RefundRequest};
 pub use money::Eur;
-pub use payment::{Charge, ChargeOutcome, PaymentMethodId, PaymentProvider, SandboxPayments};
+pub use payment::{Charge, ChargeOutcome, PaymentMethodId, PaymentProvider};
 pub use purchase::{CreditBalance, PurchaseReceipt};
 pub use recharge::{
     RechargeError, RechargeOutcome, RechargeReport, RechargeSettings, RechargeSettingsView,
 };
 pub use service::{Credits, Replayable};
-pub use store::{Database, DbError, KeyValue, NoCache, Row, Value};
+pub use store::{Database, DbError, DbErrorKind, Durability, KeyValue, NoCache, Row, Value};
 pub use time::{Month, Timestamp};
 pub use tokens::{MAX_JSON_TOKENS, TokenAmount};
 pub use transaction::{PurchaseSource, Transaction, TransactionKind};

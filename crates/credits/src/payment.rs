@@ -1,4 +1,4 @@
-//! The payment-provider port and the built-in sandbox provider.
+//! The payment-provider port.
 //!
 //! Every charge carries the purchase id as its idempotency key, the way Stripe's
 //! API takes one: charging the same purchase twice returns the first outcome
@@ -7,8 +7,6 @@
 
 use crate::error::CreditsError;
 use crate::money::Eur;
-use crate::store::{Database, Value};
-use crate::time::Timestamp;
 
 /// A saved payment method: `pm_` then 1–100 of `[A-Za-z0-9_]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,58 +51,9 @@ pub enum ChargeOutcome {
 /// A payment provider (Stripe, the sandbox, ...).
 pub trait PaymentProvider {
     /// Charges, or returns the outcome of the earlier charge with the same key.
-    /// An `Err` means the outcome is unknown: the purchase stays pending.
+    /// An `Err` means the outcome is unknown (`ProviderUnavailable`): the purchase
+    /// stays pending.
     fn charge(&self, charge: &Charge<'_>) -> Result<ChargeOutcome, CreditsError>;
-}
-
-/// Stripe test-mode behaviour: `pm_card_chargeDeclined` is declined, every other
-/// method succeeds. Charges are recorded in the app's database so a repeated key
-/// returns the first outcome, as a real provider would.
-pub struct SandboxPayments<'a> {
-    db: &'a dyn Database,
-    now: Timestamp,
-}
-
-impl<'a> SandboxPayments<'a> {
-    /// The payment method the sandbox always declines.
-    pub const DECLINED_METHOD: &'static str = "pm_card_chargeDeclined";
-
-    #[must_use]
-    pub fn new(db: &'a dyn Database, now: Timestamp) -> Self {
-        Self { db, now }
-    }
-}
-
-impl PaymentProvider for SandboxPayments<'_> {
-    fn charge(&self, charge: &Charge<'_>) -> Result<ChargeOutcome, CreditsError> {
-        let declined = charge.payment_method == Self::DECLINED_METHOD;
-        let outcome = if declined { "declined" } else { "succeeded" };
-        // First writer wins; a retry reads back the first outcome.
-        let rows = self.db.execute(
-            "INSERT INTO sandbox_charges (idempotency_key, payment_method, amount_cents, outcome, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (idempotency_key) DO UPDATE SET idempotency_key = excluded.idempotency_key
-             RETURNING outcome",
-            &[
-                charge.idempotency_key.into(),
-                charge.payment_method.into(),
-                Value::Integer(charge.amount.cents()),
-                outcome.into(),
-                Value::Integer(self.now.millis()),
-            ],
-        )?;
-        let stored = rows
-            .first()
-            .map(|r| r.text(0).map(str::to_owned))
-            .transpose()?;
-        match stored.as_deref() {
-            Some("succeeded") => Ok(ChargeOutcome::Succeeded),
-            Some(_) => Ok(ChargeOutcome::Declined {
-                message: "Your card was declined.".into(),
-            }),
-            None => Err(CreditsError::Internal("sandbox charge not recorded".into())),
-        }
-    }
 }
 
 #[cfg(test)]

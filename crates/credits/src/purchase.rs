@@ -15,9 +15,9 @@ use crate::ledger::check_fingerprint;
 use crate::money::Eur;
 use crate::payment::{Charge, ChargeOutcome};
 use crate::service::{Credits, Replayable};
-use crate::store::Value;
+use crate::store::{Durability, Value};
 use crate::time::Timestamp;
-use crate::transaction::{TX_COLUMN_COUNT, Transaction, tx_columns};
+use crate::transaction::{PurchaseSource, TX_COLUMN_COUNT, Transaction, tx_columns};
 
 /// What a purchase answers.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -35,6 +35,7 @@ pub struct CreditBalance {
 /// A purchase attempt that has not been granted or declined yet.
 pub(crate) struct PendingPurchase {
     pub id: String,
+    pub account: AccountId,
     pub payment_method: String,
     pub amount: Eur,
 }
@@ -46,9 +47,9 @@ pub(crate) enum Settlement {
 }
 
 const GRANT: &str = concat!(
-    "INSERT INTO ledger (account_id, kind, tokens, plan_tokens, credit_tokens, purchase_id,
+    "INSERT INTO ledger (account_id, seq, kind, tokens, plan_tokens, credit_tokens, purchase_id,
                          source, pack, amount_cents, credit_balance_after, created_at)
-     SELECT p.account_id, 'purchase', p.tokens, 0, p.tokens, p.id,
+     SELECT p.account_id, a.ledger_seq + 1, 'purchase', p.tokens, 0, p.tokens, p.id,
             p.source, p.pack, p.amount_cents, a.credit_balance + p.tokens, ?2
      FROM purchases p JOIN accounts a ON a.id = p.account_id
      WHERE p.id = ?1 AND p.status = 'pending'
@@ -59,8 +60,10 @@ const GRANT: &str = concat!(
 
 const GRANTED: &str = concat!(
     "SELECT ",
-    tx_columns!(),
-    ", credit_balance_after FROM ledger WHERE purchase_id = ?1"
+    tx_columns!("l."),
+    ", l.credit_balance_after FROM purchases p
+     JOIN ledger l ON l.account_id = p.account_id AND l.seq = p.granted_seq
+     WHERE p.id = ?1"
 );
 
 impl Credits<'_> {
@@ -78,6 +81,8 @@ impl Credits<'_> {
         }
         self.check_may_buy(account)?;
         let now = self.now();
+        // The purchase must outlive a power failure before its charge is tried.
+        self.db.set_durability(Durability::Full)?;
         let result = self.db.execute(
             "INSERT INTO purchases (id, account_id, source, pack, tokens, amount_cents, payment_method,
                                     status, idempotency_key, request_hash, period, created_at, updated_at)
@@ -111,12 +116,13 @@ impl Credits<'_> {
         };
         let pending = PendingPurchase {
             id: row.text(0)?.to_owned(),
+            account: account.clone(),
             payment_method: row.text(1)?.to_owned(),
             amount: Eur::from_cents(row.int(2)?),
         };
         match self.settle(&pending)? {
             Settlement::Granted(receipt) => Ok(Replayable::fresh(receipt)),
-            Settlement::Declined(message) => Err(CreditsError::PaymentFailed(message)),
+            Settlement::Declined(message) => Err(CreditsError::PaymentDeclined(message)),
         }
     }
 
@@ -124,7 +130,7 @@ impl Credits<'_> {
     fn check_may_buy(&self, account: &AccountId) -> Result<()> {
         let owner = self.require_account(account)?;
         if !owner.plan.may_buy_credits() {
-            return Err(CreditsError::PlanUpgradeRequired("buy credits"));
+            return Err(CreditsError::FreePlan("buy credits"));
         }
         if owner.payment_method.is_none() {
             return Err(CreditsError::PaymentMethodRequired);
@@ -150,16 +156,17 @@ impl Credits<'_> {
         check_fingerprint(row, 5, idem)?;
         let pending = PendingPurchase {
             id: row.text(0)?.to_owned(),
+            account: account.clone(),
             payment_method: row.text(1)?.to_owned(),
             amount: Eur::from_cents(row.int(2)?),
         };
         Ok(Some(match (row.text(3)?, row.opt_text(4)?) {
-            ("failed", message) => Err(CreditsError::PaymentFailed(
+            ("failed", message) => Err(CreditsError::PaymentDeclined(
                 message.unwrap_or("declined").to_owned(),
             )),
             _ => match self.settle(&pending)? {
                 Settlement::Granted(receipt) => Ok(receipt),
-                Settlement::Declined(message) => Err(CreditsError::PaymentFailed(message)),
+                Settlement::Declined(message) => Err(CreditsError::PaymentDeclined(message)),
             },
         }))
     }
@@ -182,9 +189,19 @@ impl Credits<'_> {
                     GRANT,
                     &[purchase.id.as_str().into(), Value::Integer(now.millis())],
                 );
-                match result {
-                    Ok(rows) if !rows.is_empty() => Ok(Settlement::Granted(receipt(&rows[0])?)),
-                    Err(e) if !e.is_unique_violation() => Err(e.into()),
+                match result? {
+                    rows if !rows.is_empty() => {
+                        let granted = receipt(&rows[0])?;
+                        if let Transaction::Purchase {
+                            source: PurchaseSource::AutoRecharge,
+                            ..
+                        } = granted.transaction
+                        {
+                            // Best effort: a success only clears a past decline's traces.
+                            let _ = self.clear_recharge_declines(&purchase.account);
+                        }
+                        Ok(Settlement::Granted(granted))
+                    }
                     // Granted by a racing settle in the meantime.
                     _ => self
                         .granted(&purchase.id)?
@@ -223,7 +240,7 @@ impl Credits<'_> {
     /// next run and does not stop the others (nor the recharge check that calls this).
     pub fn settle_stale_purchases(&self, older_than: Timestamp) -> Result<usize> {
         let rows = self.db.execute(
-            "SELECT id, payment_method, amount_cents FROM purchases
+            "SELECT id, payment_method, amount_cents, account_id FROM purchases
              WHERE status = 'pending' AND created_at <= ?1 ORDER BY created_at LIMIT 100",
             &[Value::Integer(older_than.millis())],
         )?;
@@ -233,6 +250,7 @@ impl Credits<'_> {
                 id: row.text(0)?.to_owned(),
                 payment_method: row.text(1)?.to_owned(),
                 amount: Eur::from_cents(row.int(2)?),
+                account: AccountId::parse(row.text(3)?)?,
             };
             if self.settle(&pending).is_ok() {
                 settled += 1;

@@ -3,10 +3,12 @@
 //!
 //! An evaluation is one `INSERT ... SELECT` of a pending purchase whose `WHERE` is
 //! the whole policy (enabled, paid plan, payment method, below the threshold, not
-//! waiting after a decline, within this month's limit). Two partial UNIQUE indexes
-//! make "one pack per crossing" a database fact: one pending auto-recharge per
-//! account, and one per balance state (`credit_version`) — so evaluations racing on
-//! any number of instances that see the same balance buy one pack between them.
+//! waiting after a decline, within this month's limit). A partial UNIQUE index
+//! makes "one pack per crossing" a database fact: one pending auto-recharge per
+//! account. While it is pending no other evaluation buys; when it ends, the grant
+//! has moved the balance to a new state, or the decline has started the wait — so
+//! evaluations racing on any number of instances that see the same balance buy one
+//! pack between them.
 
 use serde::Serialize;
 
@@ -16,7 +18,7 @@ use crate::ids::{AccountId, TransactionId, random_hex};
 use crate::money::Eur;
 use crate::purchase::{PendingPurchase, Settlement};
 use crate::service::Credits;
-use crate::store::Value;
+use crate::store::{Durability, Value};
 use crate::time::Timestamp;
 use crate::tokens::TokenAmount;
 
@@ -103,7 +105,7 @@ pub struct RechargeReport {
 const EVALUATE: &str = "INSERT INTO purchases (id, account_id, source, pack, tokens, amount_cents, payment_method,
                             status, crossing, triggered_by, period, created_at, updated_at)
      SELECT ?1, a.id, 'auto_recharge', s.pack, s.pack_tokens, s.pack_price_cents, a.payment_method,
-            'pending', a.credit_version, ?3, ?4, ?5, ?5
+            'pending', a.ledger_seq, ?3, ?4, ?5, ?5
      FROM accounts a JOIN auto_recharge s ON s.account_id = a.id
      WHERE a.id = ?2 AND s.enabled = 1 AND a.plan <> 'free' AND a.payment_method IS NOT NULL
        AND a.credit_balance < s.threshold_tokens
@@ -158,7 +160,7 @@ impl Credits<'_> {
         let check = || -> Result<()> {
             let owner = self.require_account(account)?;
             if settings.enabled && !owner.plan.may_buy_credits() {
-                return Err(CreditsError::PlanUpgradeRequired("use auto-recharge"));
+                return Err(CreditsError::FreePlan("use auto-recharge"));
             }
             if settings.enabled && owner.payment_method.is_none() {
                 return Err(CreditsError::PaymentMethodRequired);
@@ -204,6 +206,8 @@ impl Credits<'_> {
         triggered_by: Option<TransactionId>,
     ) -> Result<RechargeOutcome> {
         let now = self.now();
+        // The purchase must outlive a power failure before its charge is tried.
+        self.db.set_durability(Durability::Full)?;
         let result = self.db.execute(
             EVALUATE,
             &[
@@ -224,6 +228,7 @@ impl Credits<'_> {
         };
         let pending = PendingPurchase {
             id: row.text(0)?.to_owned(),
+            account: account.clone(),
             payment_method: row.text(1)?.to_owned(),
             amount: Eur::from_cents(row.int(2)?),
         };
@@ -250,32 +255,9 @@ impl Credits<'_> {
         })
     }
 
-    /// Right after a deduction: evaluates when it left credits below the threshold.
-    /// Returns the tokens granted, if a pack was bought.
-    pub(crate) fn recharge_after_deduction(
-        &self,
-        account: &AccountId,
-        deduction: TransactionId,
-        credits_after: u64,
-    ) -> Result<Option<u64>> {
-        let rows = self.db.execute(
-            "SELECT threshold_tokens FROM auto_recharge WHERE account_id = ?1 AND enabled = 1",
-            &[account.as_str().into()],
-        )?;
-        let Some(threshold) = rows.first().map(|r| r.tokens(0)).transpose()? else {
-            return Ok(None);
-        };
-        if credits_after >= threshold {
-            return Ok(None);
-        }
-        Ok(match self.evaluate_recharge(account, Some(deduction))? {
-            RechargeOutcome::Recharged { tokens } => Some(tokens),
-            _ => None,
-        })
-    }
-
     /// The scheduled evaluation: finishes stale purchases, then evaluates every
-    /// account with auto-recharge enabled.
+    /// account with auto-recharge enabled. One account's failure (provider down, a
+    /// storage error) lands it in `failed` and never stops the others.
     pub fn recharge_check(&self) -> Result<RechargeReport> {
         self.settle_stale_purchases(self.now().plus_millis(-STALE_PURCHASE_MILLIS))?;
         let rows = self.db.execute(
@@ -293,11 +275,11 @@ impl Credits<'_> {
                 continue;
             }
             let account = AccountId::parse(row.text(0)?)?;
-            let list = match self.evaluate_recharge(&account, None)? {
-                RechargeOutcome::NotNeeded => continue,
-                RechargeOutcome::Recharged { .. } => &mut report.recharged,
-                RechargeOutcome::Skipped => &mut report.skipped,
-                RechargeOutcome::Failed => &mut report.failed,
+            let list = match self.evaluate_recharge(&account, None) {
+                Ok(RechargeOutcome::NotNeeded) => continue,
+                Ok(RechargeOutcome::Recharged { .. }) => &mut report.recharged,
+                Ok(RechargeOutcome::Skipped) => &mut report.skipped,
+                Ok(RechargeOutcome::Failed) | Err(_) => &mut report.failed,
             };
             list.push(account.to_string());
         }

@@ -3,33 +3,49 @@
 //! Every statement is idempotent (`IF NOT EXISTS`) and runs on its own, so several
 //! instances starting at once on a database without multi-statement transactions
 //! (remote libSQL) can all migrate: whoever runs a statement second changes nothing.
+//! Nothing checks the schema per request: a statement that names a table or column
+//! the database lacks fails without writing, the service migrates and runs it again
+//! ([`crate::service`]).
 //!
-//! The money rules the schema enforces by itself, whatever the caller does:
-//! - `accounts.credit_balance` moves only through ledger triggers, and a trigger
-//!   aborts any ledger row whose `credit_balance_after` disagrees with it: the
-//!   balance always equals the sum of the ledger;
+//! On Spin every request opens a new connection, and SQLite parses the whole schema
+//! before its first statement, so the schema is kept lean: few objects, short
+//! triggers, and partial indexes that cost nothing for the rows they leave out.
+//!
+//! The money rules the schema enforces by itself, whatever SQL a caller runs:
+//! - `accounts.credit_balance` and the plan use move only with a new ledger entry
+//!   of that account, numbered one past the last (`ledger_seq`) and agreeing with
+//!   the balance it leaves (`accounts_balance_follows_ledger`): the balance always
+//!   equals the sum of the ledger, and an entry can be neither skipped, replaced
+//!   nor reordered;
 //! - `credit_balance >= 0`: no overdraft, ever;
-//! - the ledger is append-only;
-//! - one grant per purchase (`ledger.purchase_id` UNIQUE), one pending auto-recharge
-//!   per account, one auto-recharge per balance state ("crossing");
-//! - idempotency keys are UNIQUE per account and route.
+//! - the ledger is append-only, and its only uniqueness is its key, which a new
+//!   entry never repeats, so no `INSERT OR REPLACE` can delete an entry;
+//! - a purchase entry needs its pending purchase, which it completes: one grant
+//!   per purchase; one pending auto-recharge per account;
+//! - idempotency keys are unique per account and route.
 
-use crate::store::{Database, DbError, Value};
-use crate::time::Timestamp;
+use crate::store::{Database, DbError, DbErrorKind};
 
 /// One schema version: statements that each may run alone, any number of times.
 pub struct Migration {
     pub version: i64,
     pub statements: &'static [&'static str],
+    /// `PRAGMA user_version = <version>` (a pragma takes no parameters).
+    pub mark: &'static str,
 }
 
-/// All migrations, oldest first.
+/// All migrations, oldest first. Version 1 was the pre-release schema; a database
+/// still on it is refused (see [`migrate`]).
 pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    statements: V1,
+    version: 2,
+    statements: V2,
+    mark: "PRAGMA user_version = 2",
 }];
 
-const V1: &[&str] = &[
+// Comments stay out of the SQL: the schema's text is parsed on every new connection.
+const V2: &[&str] = &[
+    // plan_period/plan_used: the allocation used in the newest month with plan use.
+    // ledger_seq: the newest ledger entry's seq, naming one balance state.
     "CREATE TABLE IF NOT EXISTS accounts (
         id TEXT PRIMARY KEY,
         plan TEXT NOT NULL,
@@ -37,53 +53,71 @@ const V1: &[&str] = &[
         key_hash TEXT NOT NULL UNIQUE,
         payment_method TEXT,
         credit_balance INTEGER NOT NULL DEFAULT 0 CHECK (credit_balance >= 0),
-        -- bumped by every change of credit_balance: identifies one balance state
-        credit_version INTEGER NOT NULL DEFAULT 0,
+        plan_period TEXT,
+        plan_used INTEGER NOT NULL DEFAULT 0 CHECK (plan_used >= 0),
+        ledger_seq INTEGER NOT NULL DEFAULT 0,
         created_at INTEGER NOT NULL
-    )",
-    "CREATE TABLE IF NOT EXISTS plan_usage (
-        account_id TEXT NOT NULL REFERENCES accounts (id),
-        period TEXT NOT NULL,
-        used_tokens INTEGER NOT NULL CHECK (used_tokens >= 0),
-        PRIMARY KEY (account_id, period)
     ) WITHOUT ROWID",
+    // seq counts 1, 2, 3, ... per account, so an id reveals nothing of other
+    // accounts; period is the month whose allocation plan_tokens belong to.
     "CREATE TABLE IF NOT EXISTS ledger (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        account_id TEXT NOT NULL REFERENCES accounts (id),
+        account_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
         kind TEXT NOT NULL CHECK (kind IN ('purchase', 'deduction', 'refund')),
         tokens INTEGER NOT NULL CHECK (tokens > 0),
         plan_tokens INTEGER NOT NULL CHECK (plan_tokens >= 0),
         credit_tokens INTEGER NOT NULL CHECK (credit_tokens >= 0),
-        -- the month whose allocation plan_tokens belong to
         period TEXT,
-        purchase_id TEXT UNIQUE,
+        purchase_id TEXT,
         source TEXT,
         pack TEXT,
         amount_cents INTEGER,
         operation TEXT,
         project TEXT,
         session TEXT,
-        refund_of INTEGER REFERENCES ledger (seq),
+        refund_of INTEGER,
         reason TEXT,
         idempotency_key TEXT,
         request_hash TEXT,
         credit_balance_after INTEGER NOT NULL CHECK (credit_balance_after >= 0),
         plan_remaining_after INTEGER,
         created_at INTEGER NOT NULL,
+        PRIMARY KEY (account_id, seq),
         CHECK (kind <> 'deduction' OR plan_tokens + credit_tokens = tokens),
         CHECK (kind <> 'refund' OR plan_tokens + credit_tokens <= tokens),
         CHECK (kind <> 'purchase' OR (credit_tokens = tokens AND plan_tokens = 0))
-    )",
-    "CREATE UNIQUE INDEX IF NOT EXISTS ledger_idempotency
-        ON ledger (account_id, kind, idempotency_key) WHERE idempotency_key IS NOT NULL",
-    "CREATE INDEX IF NOT EXISTS ledger_by_account ON ledger (account_id, seq)",
+    ) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS ledger_by_kind ON ledger (account_id, kind, seq)",
     "CREATE INDEX IF NOT EXISTS ledger_by_project ON ledger (account_id, project, seq)",
     "CREATE INDEX IF NOT EXISTS ledger_by_time ON ledger (account_id, created_at)",
-    "CREATE INDEX IF NOT EXISTS ledger_refunds ON ledger (refund_of) WHERE refund_of IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS ledger_refunds
+        ON ledger (account_id, refund_of) WHERE refund_of IS NOT NULL",
+    // Outside the ledger, so that a conflict on a key can never delete an entry.
+    // answer_tokens: what the first answer counted beyond its entry (a recharge).
+    "CREATE TABLE IF NOT EXISTS ledger_keys (
+        account_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        answer_tokens INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (account_id, kind, key)
+    ) WITHOUT ROWID",
+    // Tokens deducted net of refunds per account, UTC day, operation and project,
+    // kept by each entry's own statement: usage reports read this, not the ledger.
+    "CREATE TABLE IF NOT EXISTS usage_daily (
+        account_id TEXT NOT NULL,
+        day INTEGER NOT NULL,
+        operation TEXT NOT NULL,
+        has_project INTEGER NOT NULL,
+        project TEXT NOT NULL,
+        tokens INTEGER NOT NULL,
+        PRIMARY KEY (account_id, day, operation, has_project, project)
+    ) WITHOUT ROWID",
+    // crossing: the balance state (ledger_seq) an auto-recharge evaluation saw;
+    // triggered_by: the deduction that set it off; granted_seq: its ledger entry.
     "CREATE TABLE IF NOT EXISTS purchases (
         id TEXT PRIMARY KEY,
-        account_id TEXT NOT NULL REFERENCES accounts (id),
+        account_id TEXT NOT NULL,
         source TEXT NOT NULL CHECK (source IN ('manual', 'auto_recharge')),
         pack TEXT NOT NULL,
         tokens INTEGER NOT NULL CHECK (tokens > 0),
@@ -93,27 +127,22 @@ const V1: &[&str] = &[
         failure_message TEXT,
         idempotency_key TEXT,
         request_hash TEXT,
-        -- auto-recharge: the credit_version the evaluation saw
         crossing INTEGER,
-        -- auto-recharge: the deduction that set it off, if one did
         triggered_by INTEGER,
+        granted_seq INTEGER,
         period TEXT NOT NULL,
         created_at INTEGER NOT NULL,
         updated_at INTEGER NOT NULL
-    )",
+    ) WITHOUT ROWID",
     "CREATE UNIQUE INDEX IF NOT EXISTS purchases_idempotency
         ON purchases (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL",
     "CREATE UNIQUE INDEX IF NOT EXISTS purchases_one_pending_recharge
         ON purchases (account_id) WHERE source = 'auto_recharge' AND status = 'pending'",
-    "CREATE UNIQUE INDEX IF NOT EXISTS purchases_one_per_crossing
-        ON purchases (account_id, crossing) WHERE source = 'auto_recharge' AND status <> 'failed'",
     "CREATE INDEX IF NOT EXISTS purchases_recharge_spend
         ON purchases (account_id, period) WHERE source = 'auto_recharge'",
     "CREATE INDEX IF NOT EXISTS purchases_pending ON purchases (created_at) WHERE status = 'pending'",
-    "CREATE INDEX IF NOT EXISTS purchases_triggered_by
-        ON purchases (triggered_by) WHERE triggered_by IS NOT NULL",
     "CREATE TABLE IF NOT EXISTS auto_recharge (
-        account_id TEXT PRIMARY KEY REFERENCES accounts (id),
+        account_id TEXT PRIMARY KEY,
         enabled INTEGER NOT NULL CHECK (enabled IN (0, 1)),
         pack TEXT,
         pack_tokens INTEGER,
@@ -126,52 +155,48 @@ const V1: &[&str] = &[
         last_error_message TEXT,
         last_error_at INTEGER,
         CHECK (enabled = 0 OR (pack IS NOT NULL AND threshold_tokens IS NOT NULL))
-    )",
-    "CREATE INDEX IF NOT EXISTS auto_recharge_enabled ON auto_recharge (account_id) WHERE enabled = 1",
-    "CREATE TABLE IF NOT EXISTS sandbox_charges (
-        idempotency_key TEXT PRIMARY KEY,
-        payment_method TEXT NOT NULL,
-        amount_cents INTEGER NOT NULL,
-        outcome TEXT NOT NULL,
-        created_at INTEGER NOT NULL
-    )",
+    ) WITHOUT ROWID",
     "CREATE TRIGGER IF NOT EXISTS ledger_no_update BEFORE UPDATE ON ledger
      BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END",
     "CREATE TRIGGER IF NOT EXISTS ledger_no_delete BEFORE DELETE ON ledger
      BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END",
-    "CREATE TRIGGER IF NOT EXISTS ledger_moves_credits AFTER INSERT ON ledger
+    "CREATE TRIGGER IF NOT EXISTS accounts_balance_follows_ledger
+     BEFORE UPDATE OF credit_balance, plan_used, plan_period, ledger_seq ON accounts
+     WHEN NEW.ledger_seq IS NOT OLD.ledger_seq + 1
+       OR NEW.credit_balance IS NOT (SELECT credit_balance_after FROM ledger
+                                     WHERE account_id = NEW.id AND seq = NEW.ledger_seq)
+     BEGIN SELECT RAISE(ABORT, 'balances move only with the next ledger entry'); END",
+    // Plan tokens count in their month; a month before the newest with plan use
+    // is over: its deductions (a late hold) and refunds change nothing now.
+    "CREATE TRIGGER IF NOT EXISTS ledger_applies AFTER INSERT ON ledger
      BEGIN
         UPDATE accounts SET
             credit_balance = credit_balance
                 + CASE NEW.kind WHEN 'deduction' THEN -NEW.credit_tokens ELSE NEW.credit_tokens END,
-            credit_version = credit_version + (NEW.credit_tokens > 0)
+            plan_used = CASE
+                WHEN NEW.plan_tokens = 0 OR NEW.period < plan_period THEN plan_used
+                WHEN NEW.kind = 'refund' THEN plan_used - NEW.plan_tokens
+                WHEN NEW.period IS plan_period THEN plan_used + NEW.plan_tokens
+                ELSE NEW.plan_tokens END,
+            plan_period = CASE WHEN NEW.plan_tokens > 0 AND NEW.kind = 'deduction'
+                               THEN MAX(NEW.period, COALESCE(plan_period, '')) ELSE plan_period END,
+            ledger_seq = NEW.seq
         WHERE id = NEW.account_id;
-        SELECT RAISE(ABORT, 'ledger row disagrees with the account balance')
-        WHERE (SELECT credit_balance FROM accounts WHERE id = NEW.account_id)
-              IS NOT NEW.credit_balance_after;
-     END",
-    "CREATE TRIGGER IF NOT EXISTS ledger_uses_plan AFTER INSERT ON ledger
-     WHEN NEW.kind = 'deduction' AND NEW.plan_tokens > 0
-     BEGIN
-        INSERT OR IGNORE INTO plan_usage (account_id, period, used_tokens)
-            VALUES (NEW.account_id, NEW.period, 0);
-        UPDATE plan_usage SET used_tokens = used_tokens + NEW.plan_tokens
-            WHERE account_id = NEW.account_id AND period = NEW.period;
-     END",
-    "CREATE TRIGGER IF NOT EXISTS ledger_restores_plan AFTER INSERT ON ledger
-     WHEN NEW.kind = 'refund' AND NEW.plan_tokens > 0
-     BEGIN
-        UPDATE plan_usage SET used_tokens = used_tokens - NEW.plan_tokens
-            WHERE account_id = NEW.account_id AND period = NEW.period;
-     END",
-    "CREATE TRIGGER IF NOT EXISTS ledger_completes_purchase AFTER INSERT ON ledger
-     WHEN NEW.kind = 'purchase'
-     BEGIN
-        UPDATE purchases SET status = 'succeeded', updated_at = NEW.created_at
-            WHERE id = NEW.purchase_id AND status = 'pending';
-        UPDATE auto_recharge SET declines = 0, retry_after = NULL,
-                last_error_code = NULL, last_error_message = NULL, last_error_at = NULL
-            WHERE account_id = NEW.account_id AND NEW.source = 'auto_recharge';
+        INSERT INTO usage_daily (account_id, day, operation, has_project, project, tokens)
+            SELECT NEW.account_id, NEW.created_at / 86400000, NEW.operation,
+                   NEW.project IS NOT NULL, COALESCE(NEW.project, ''),
+                   CASE NEW.kind WHEN 'deduction' THEN NEW.tokens ELSE -NEW.tokens END
+            WHERE NEW.kind <> 'purchase'
+            ON CONFLICT (account_id, day, operation, has_project, project)
+            DO UPDATE SET tokens = tokens + excluded.tokens;
+        INSERT INTO ledger_keys (account_id, kind, key, seq)
+            SELECT NEW.account_id, NEW.kind, NEW.idempotency_key, NEW.seq
+            WHERE NEW.idempotency_key IS NOT NULL;
+        UPDATE purchases SET status = 'succeeded', granted_seq = NEW.seq, updated_at = NEW.created_at
+            WHERE NEW.kind = 'purchase' AND id = NEW.purchase_id AND account_id = NEW.account_id
+              AND status = 'pending' AND tokens = NEW.tokens;
+        SELECT RAISE(ABORT, 'a purchase entry needs its pending purchase')
+            WHERE NEW.kind = 'purchase' AND changes() = 0;
      END",
     "CREATE TRIGGER IF NOT EXISTS purchases_decline_counts AFTER UPDATE OF status ON purchases
      WHEN OLD.status = 'pending' AND NEW.status = 'failed' AND NEW.source = 'auto_recharge'
@@ -188,16 +213,6 @@ const V1: &[&str] = &[
             last_error_at = NEW.updated_at
         WHERE account_id = NEW.account_id;
      END",
-    "CREATE TRIGGER IF NOT EXISTS accounts_free_plan_stops_recharge AFTER UPDATE OF plan ON accounts
-     WHEN NEW.plan = 'free'
-     BEGIN UPDATE auto_recharge SET enabled = 0 WHERE account_id = NEW.id; END",
-    "CREATE TRIGGER IF NOT EXISTS accounts_new_payment_method_restarts_recharge
-     AFTER UPDATE OF payment_method ON accounts
-     BEGIN
-        UPDATE auto_recharge SET declines = 0, retry_after = NULL,
-                last_error_code = NULL, last_error_message = NULL, last_error_at = NULL
-            WHERE account_id = NEW.id;
-     END",
 ];
 
 /// The newest schema version this build knows.
@@ -206,34 +221,50 @@ pub fn latest_version() -> i64 {
     MIGRATIONS.last().map_or(0, |m| m.version)
 }
 
-/// Brings the schema up to date. Cheap when it already is: one read.
-pub fn migrate(db: &dyn Database, now: Timestamp) -> Result<(), DbError> {
-    let applied = match db.execute(
-        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-        &[],
-    ) {
-        Ok(rows) => rows.first().map_or(Ok(0), |r| r.int(0))?,
-        Err(e) if e.message.contains("no such table") => {
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (
-                    version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
-                &[],
-            )?;
-            0
-        }
-        Err(e) => return Err(e),
-    };
+/// Brings the schema up to date: switches the file to WAL (a setting the file
+/// keeps), then applies what is missing.
+pub fn migrate(db: &dyn Database) -> Result<(), DbError> {
+    use_write_ahead_log(db)?;
+    // The version lives in the file's header, not in a table: nothing more to parse
+    // per connection. A backend without it reads 0 and re-runs idempotent statements.
+    let applied = db
+        .execute("PRAGMA user_version", &[])
+        .ok()
+        .and_then(|rows| rows.first().and_then(|r| r.int(0).ok()))
+        .unwrap_or(0);
+    if applied == 0 && has_pre_release_schema(db)? {
+        return Err(DbError::other(
+            "this database has the pre-release schema (version 1), which is not upgraded; \
+             start from a new database file",
+        ));
+    }
     for migration in MIGRATIONS.iter().filter(|m| m.version > applied) {
         for statement in migration.statements {
             db.execute(statement, &[])?;
         }
-        db.execute(
-            "INSERT OR IGNORE INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
-            &[
-                Value::Integer(migration.version),
-                Value::Integer(now.millis()),
-            ],
-        )?;
+        // Without user_version (a remote backend), the next migration re-runs the
+        // statements, which change nothing the second time.
+        let _ = db.execute(migration.mark, &[]);
     }
     Ok(())
+}
+
+/// Version 1 kept its version in a `schema_migrations` table.
+fn has_pre_release_schema(db: &dyn Database) -> Result<bool, DbError> {
+    let rows = db.execute(
+        "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations'",
+        &[],
+    )?;
+    Ok(!rows.is_empty())
+}
+
+/// WAL lets readers run beside the writer and commits with one append instead of
+/// a rollback journal's several syncs. The mode is kept in the file, so this runs
+/// with the migration, not per connection. A backend without journal modes (a
+/// remote libSQL) refuses the pragma, and that is fine; a busy database is not.
+fn use_write_ahead_log(db: &dyn Database) -> Result<(), DbError> {
+    match db.execute("PRAGMA journal_mode = WAL", &[]) {
+        Err(e) if e.kind == DbErrorKind::Busy => Err(e),
+        _ => Ok(()),
+    }
 }

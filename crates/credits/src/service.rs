@@ -1,14 +1,16 @@
 //! The service every adapter calls: one value per request, over the ports.
 
+use std::time::Duration;
+
 use crate::clock::Clock;
 use crate::payment::PaymentProvider;
 use crate::schema;
-use crate::store::{Database, KeyValue};
+use crate::store::{Database, DbError, DbErrorKind, Durability, KeyValue, Row, Value};
 use crate::time::Timestamp;
 
 /// Prepaid credits over a database, a cache, a payment provider and a clock.
 pub struct Credits<'a> {
-    pub(crate) db: &'a dyn Database,
+    pub(crate) db: Storage<'a>,
     pub(crate) cache: &'a dyn KeyValue,
     pub(crate) payments: &'a dyn PaymentProvider,
     pub(crate) clock: &'a dyn Clock,
@@ -47,20 +49,57 @@ impl<'a> Credits<'a> {
         clock: &'a dyn Clock,
     ) -> Self {
         Self {
-            db,
+            db: Storage { db },
             cache,
             payments,
             clock,
         }
     }
 
-    /// Applies pending schema migrations; one read when there are none.
+    /// Applies pending schema migrations now. Not needed before serving: the
+    /// first statement that finds its table missing migrates.
     pub fn migrate(&self) -> crate::Result<()> {
-        schema::migrate(self.db, self.clock.now())?;
+        schema::migrate(self.db.db)?;
         Ok(())
     }
 
     pub(crate) fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+}
+
+/// How long a statement keeps retrying while other writers hold the database,
+/// beyond what the backend itself waits.
+const BUSY_RETRIES: u32 = 20;
+const BUSY_PAUSE: Duration = Duration::from_millis(5);
+
+/// The database as the rules use it: a statement that finds the schema older
+/// than it needs migrates it and runs again, and one that finds the database
+/// busy waits its turn. Both are safe because a failed statement wrote nothing.
+pub(crate) struct Storage<'a> {
+    db: &'a dyn Database,
+}
+
+impl Storage<'_> {
+    pub(crate) fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
+        let mut migrated = false;
+        let mut busy = 0;
+        loop {
+            match self.db.execute(sql, params) {
+                Err(e) if e.kind == DbErrorKind::MissingSchema && !migrated => {
+                    schema::migrate(self.db)?;
+                    migrated = true;
+                }
+                Err(e) if e.kind == DbErrorKind::Busy && busy < BUSY_RETRIES => {
+                    busy += 1;
+                    std::thread::sleep(BUSY_PAUSE);
+                }
+                result => return result,
+            }
+        }
+    }
+
+    pub(crate) fn set_durability(&self, durability: Durability) -> Result<(), DbError> {
+        self.db.set_durability(durability)
     }
 }

@@ -81,43 +81,94 @@ impl Row {
     /// A non-negative integer column as a token count.
     pub fn tokens(&self, i: usize) -> Result<u64, DbError> {
         let v = self.int(i)?;
-        u64::try_from(v).map_err(|_| DbError::new(format!("column {i}: negative token count {v}")))
+        u64::try_from(v)
+            .map_err(|_| DbError::other(format!("column {i}: negative token count {v}")))
     }
 }
 
-/// What a backend reports when a statement fails.
+/// What kind of failure a backend reported. Each adapter classifies its own
+/// backend's errors once; the domain decides on these, never on message text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbErrorKind {
+    /// A UNIQUE or PRIMARY KEY constraint refused the write: a racing twin got there first.
+    UniqueViolation,
+    /// A CHECK constraint refused the write (a guard like `credit_balance >= 0`).
+    CheckViolation,
+    /// Another writer held the database for longer than the adapter waits.
+    Busy,
+    /// A table or column the statement names does not exist (yet): the schema is older.
+    MissingSchema,
+    /// Anything else, including a trigger's `RAISE` (a broken invariant).
+    Other,
+}
+
+/// What a backend reports when a statement fails. A failed statement changed nothing.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("database: {message}")]
 pub struct DbError {
+    pub kind: DbErrorKind,
     pub message: String,
 }
 
 impl DbError {
-    pub fn new(message: impl Into<String>) -> Self {
+    pub fn new(kind: DbErrorKind, message: impl Into<String>) -> Self {
         Self {
+            kind,
             message: message.into(),
         }
     }
 
+    /// A failure of no particular kind.
+    pub fn other(message: impl Into<String>) -> Self {
+        Self::new(DbErrorKind::Other, message)
+    }
+
     fn shape(i: usize, want: &str, got: Option<&Value>) -> Self {
-        Self::new(format!("column {i}: expected {want}, got {got:?}"))
+        Self::other(format!("column {i}: expected {want}, got {got:?}"))
     }
 
-    /// A UNIQUE constraint refused the write: a racing twin got there first.
+    #[must_use]
     pub fn is_unique_violation(&self) -> bool {
-        self.message.contains("UNIQUE constraint failed")
+        self.kind == DbErrorKind::UniqueViolation
     }
 
-    /// A CHECK constraint refused the write (a guard like `credit_balance >= 0`).
+    #[must_use]
     pub fn is_check_violation(&self) -> bool {
-        self.message.contains("CHECK constraint failed")
+        self.kind == DbErrorKind::CheckViolation
     }
+}
+
+/// How much of a commit must reach the disk before a write returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Survives a crash of the process; the newest commits may be lost to a power
+    /// failure (SQLite: WAL with `synchronous = NORMAL`).
+    Relaxed,
+    /// Survives a power failure, with every commit before it (`synchronous = FULL`,
+    /// a new connection's default).
+    Full,
 }
 
 /// A SQL database: one statement with positional parameters (`?1`, `?2`, ...) per call.
 pub trait Database {
     /// Runs one statement and returns its rows (empty for statements without any).
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError>;
+
+    /// Asks for the durability of the writes that follow on this connection. A
+    /// backend that decides durability itself (a remote libSQL) ignores it.
+    fn set_durability(&self, _durability: Durability) -> Result<(), DbError> {
+        Ok(())
+    }
+}
+
+impl<T: Database + ?Sized> Database for &T {
+    fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
+        (**self).execute(sql, params)
+    }
+
+    fn set_durability(&self, durability: Durability) -> Result<(), DbError> {
+        (**self).set_durability(durability)
+    }
 }
 
 /// A key-value store for what can be rebuilt from the database (lookups, caches).

@@ -13,8 +13,39 @@ use crate::time::Timestamp;
 /// that return transactions select or return exactly these first.
 macro_rules! tx_columns {
     () => {
-        "seq, kind, tokens, plan_tokens, credit_tokens, source, pack, amount_cents, \
-         operation, project, session, refund_of, reason, created_at"
+        $crate::transaction::tx_columns!("")
+    };
+    ($table:literal) => {
+        concat!(
+            $table,
+            "seq, ",
+            $table,
+            "kind, ",
+            $table,
+            "tokens, ",
+            $table,
+            "plan_tokens, ",
+            $table,
+            "credit_tokens, ",
+            $table,
+            "source, ",
+            $table,
+            "pack, ",
+            $table,
+            "amount_cents, ",
+            $table,
+            "operation, ",
+            $table,
+            "project, ",
+            $table,
+            "session, ",
+            $table,
+            "refund_of, ",
+            $table,
+            "reason, ",
+            $table,
+            "created_at"
+        )
     };
 }
 pub(crate) use tx_columns;
@@ -110,10 +141,10 @@ impl Transaction {
         let id = TransactionId::from_seq(row.int(0)?);
         let created_at = Timestamp::from_millis(row.int(13)?);
         let resource = || -> Result<Resource, CreditsError> {
-            Ok(Resource {
-                project: row.opt_text(9)?.map(str::to_owned),
-                session: row.opt_text(10)?.map(str::to_owned),
-            })
+            Ok(Resource::stored(
+                row.opt_text(9)?.map(str::to_owned),
+                row.opt_text(10)?.map(str::to_owned),
+            ))
         };
         Ok(match row.text(1)? {
             "purchase" => Transaction::Purchase {

@@ -1,5 +1,10 @@
 //! Usage for charts: tokens deducted net of refunds, grouped by day, project or
 //! operation. A refund counts at its own time, in its deduction's group.
+//!
+//! Whole UTC days come from `usage_daily`, the rollup each ledger entry updates in
+//! its own statement, so a month's report reads a few rows per day whatever the
+//! size of the ledger; only the parts of a range that cut a day in two are read
+//! from the ledger (by time).
 
 use serde::Serialize;
 
@@ -42,10 +47,56 @@ impl UsageGrouping {
 /// A half-open range `[from, to)` and a grouping.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UsageQuery {
-    pub from: Option<Timestamp>,
-    pub to: Option<Timestamp>,
-    pub group_by: UsageGrouping,
+    from: Option<Timestamp>,
+    to: Option<Timestamp>,
+    group_by: UsageGrouping,
 }
+
+impl UsageQuery {
+    /// `from` must be before `to` when both are given; a missing bound is the
+    /// current month's.
+    pub fn new(
+        from: Option<Timestamp>,
+        to: Option<Timestamp>,
+        group_by: UsageGrouping,
+    ) -> Result<Self> {
+        if let (Some(from), Some(to)) = (from, to)
+            && from >= to
+        {
+            return Err(CreditsError::invalid("from must be before to"));
+        }
+        Ok(Self { from, to, group_by })
+    }
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Net tokens per group: whole days `[?5, ?6)` (day numbers) from the rollup, and
+/// the edges `[?2, ?7)` and `[?8, ?3)` from the ledger.
+const USAGE: &str = "WITH parts (grp, tokens) AS (
+        SELECT CASE ?4 WHEN 'day' THEN strftime('%Y-%m-%d', day * 86400, 'unixepoch')
+                       WHEN 'project' THEN CASE has_project WHEN 1 THEN project END
+                       ELSE operation END,
+               tokens
+        FROM usage_daily WHERE account_id = ?1 AND day >= ?5 AND day < ?6
+        UNION ALL
+        SELECT CASE ?4 WHEN 'day' THEN strftime('%Y-%m-%d', created_at / 1000, 'unixepoch')
+                       WHEN 'project' THEN project
+                       ELSE operation END,
+               CASE kind WHEN 'deduction' THEN tokens ELSE -tokens END
+        FROM ledger
+        WHERE account_id = ?1 AND created_at >= ?2 AND created_at < ?7
+          AND kind IN ('deduction', 'refund')
+        UNION ALL
+        SELECT CASE ?4 WHEN 'day' THEN strftime('%Y-%m-%d', created_at / 1000, 'unixepoch')
+                       WHEN 'project' THEN project
+                       ELSE operation END,
+               CASE kind WHEN 'deduction' THEN tokens ELSE -tokens END
+        FROM ledger
+        WHERE account_id = ?1 AND created_at >= ?8 AND created_at < ?3
+          AND kind IN ('deduction', 'refund')
+    )
+    SELECT grp, SUM(tokens) FROM parts GROUP BY grp ORDER BY grp";
 
 /// What the usage route answers.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -73,20 +124,26 @@ impl Credits<'_> {
         if from >= to {
             return Err(CreditsError::invalid("from must be before to"));
         }
+        // Whole days inside [from, to); the rest of the range is its edges.
+        let first_day =
+            from.millis().div_euclid(DAY_MS) + i64::from(from.millis().rem_euclid(DAY_MS) != 0);
+        let end_day = to.millis().div_euclid(DAY_MS);
+        let (days, left_end, right_start) = if first_day < end_day {
+            ((first_day, end_day), first_day * DAY_MS, end_day * DAY_MS)
+        } else {
+            ((0, 0), to.millis(), to.millis())
+        };
         let rows = self.db.execute(
-            "SELECT CASE ?4 WHEN 'day' THEN strftime('%Y-%m-%d', created_at / 1000, 'unixepoch')
-                            WHEN 'project' THEN project
-                            ELSE operation END AS grp,
-                    SUM(CASE kind WHEN 'deduction' THEN tokens ELSE -tokens END)
-             FROM ledger
-             WHERE account_id = ?1 AND kind IN ('deduction', 'refund')
-               AND created_at >= ?2 AND created_at < ?3
-             GROUP BY grp ORDER BY grp",
+            USAGE,
             &[
                 account.as_str().into(),
                 Value::Integer(from.millis()),
                 Value::Integer(to.millis()),
                 query.group_by.as_str().into(),
+                Value::Integer(days.0),
+                Value::Integer(days.1),
+                Value::Integer(left_end),
+                Value::Integer(right_start),
             ],
         )?;
         let groups = rows

@@ -4,6 +4,7 @@ use credits::{AccountId, Credits, CreditsError};
 
 use crate::bodies::{NewAccount, PlanChange};
 use crate::call::{Call, parse, run};
+use crate::error::ApiError;
 use crate::reply::Reply;
 use crate::routes::not_found;
 use crate::{Env, Request, Response};
@@ -26,14 +27,14 @@ pub fn serve(env: &Env<'_>, req: &Request) -> Response {
 }
 
 /// Creates an account and shows its key, once.
-fn create(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, CreditsError> {
+fn create(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, ApiError> {
     call.require_service(credits)?;
     let (account, plan) = parse::<NewAccount>(&call.json_body()?)?.validate()?;
     Ok(Reply::created(&credits.create_account(&account, plan)?))
 }
 
 /// Moves an account to another plan, effective this month.
-fn change_plan(call: &Call<'_>, credits: &Credits<'_>, id: &str) -> Result<Reply, CreditsError> {
+fn change_plan(call: &Call<'_>, credits: &Credits<'_>, id: &str) -> Result<Reply, ApiError> {
     call.require_service(credits)?;
     let plan = parse::<PlanChange>(&call.json_body()?)?.validate()?;
     let account = AccountId::parse(id).map_err(|_| CreditsError::NotFound("account"))?;

@@ -1,12 +1,11 @@
 //! Account routes that read: the statement, usage, and the pack catalog.
 
-use credits::{
-    Credits, CreditsError, HistoryQuery, Pack, Timestamp, TransactionKind, UsageGrouping,
-    UsageQuery,
-};
+use credits::{Credits, Pack};
 use serde_json::json;
 
+use crate::bodies::{HistoryParams, UsageParams};
 use crate::call::{Call, run};
+use crate::error::ApiError;
 use crate::reply::Reply;
 use crate::routes::not_found;
 use crate::{Env, Request, Response};
@@ -22,49 +21,23 @@ pub fn serve(env: &Env<'_>, req: &Request) -> Response {
 }
 
 /// Balance, plan, auto-recharge and one page of history.
-fn statement(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, CreditsError> {
+fn statement(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, ApiError> {
     let account = call.require_account(credits)?;
     call.no_body()?;
-    let (mut limit, mut cursor, mut kind, mut project) = (None, None, None, None);
-    for (name, value) in call.query() {
-        match name.as_str() {
-            "limit" => {
-                limit = Some(value.parse().map_err(|_| {
-                    CreditsError::invalid("limit must be an integer from 1 to 200")
-                })?);
-            }
-            "cursor" => cursor = Some(value),
-            "type" => kind = Some(TransactionKind::parse(&value)?),
-            "project" => project = Some(value),
-            _ => {}
-        }
-    }
-    let query = HistoryQuery::new(limit, cursor, kind, project)?;
+    let query = HistoryParams::from_query(&call.query())?;
     Ok(Reply::ok(&credits.statement(&account, &query)?))
 }
 
 /// Net tokens per day, project or operation.
-fn usage(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, CreditsError> {
+fn usage(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, ApiError> {
     let account = call.require_account(credits)?;
     call.no_body()?;
-    let mut query = UsageQuery {
-        from: None,
-        to: None,
-        group_by: UsageGrouping::Day,
-    };
-    for (name, value) in call.query() {
-        match name.as_str() {
-            "from" => query.from = Some(Timestamp::parse_time_or_date(&value)?),
-            "to" => query.to = Some(Timestamp::parse_time_or_date(&value)?),
-            "group_by" => query.group_by = UsageGrouping::parse(&value)?,
-            _ => {}
-        }
-    }
+    let query = UsageParams::from_query(&call.query())?;
     Ok(Reply::ok(&credits.usage(&account, &query)?))
 }
 
 /// The pack catalog, for either kind of token.
-fn packs(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, CreditsError> {
+fn packs(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, ApiError> {
     call.require_any(credits)?;
     call.no_body()?;
     let packs: Vec<_> = Pack::ALL.into_iter().map(Pack::listing).collect();

@@ -1,6 +1,8 @@
 //! Service routes that consume and give back tokens.
 
-use credits::{Credits, CreditsError};
+use credits::Credits;
+
+use crate::error::ApiError;
 
 use crate::bodies::{Deduction, Refund};
 use crate::call::{Call, parse, run};
@@ -18,7 +20,7 @@ pub fn serve(env: &Env<'_>, req: &Request) -> Response {
 }
 
 /// Deducts tokens: plan allocation first, then credits; all or nothing.
-fn deduct(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, CreditsError> {
+fn deduct(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, ApiError> {
     call.require_service(credits)?;
     let body = call.json_body()?;
     let request = parse::<Deduction>(&body)?.validate()?;
@@ -28,7 +30,7 @@ fn deduct(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, CreditsError>
 }
 
 /// Refunds (part of) a deduction.
-fn refund(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, CreditsError> {
+fn refund(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, ApiError> {
     call.require_service(credits)?;
     let body = call.json_body()?;
     let request = parse::<Refund>(&body)?.validate()?;

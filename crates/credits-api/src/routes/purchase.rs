@@ -1,6 +1,8 @@
 //! The account route that buys credit packs.
 
-use credits::{Credits, CreditsError};
+use credits::Credits;
+
+use crate::error::ApiError;
 
 use crate::bodies::Purchase;
 use crate::call::{Call, parse, run};
@@ -17,7 +19,7 @@ pub fn serve(env: &Env<'_>, req: &Request) -> Response {
 }
 
 /// Buys a pack with the saved payment method.
-fn purchase(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, CreditsError> {
+fn purchase(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, ApiError> {
     let account = call.require_account(credits)?;
     let body = call.json_body()?;
     let pack = parse::<Purchase>(&body)?.validate()?;

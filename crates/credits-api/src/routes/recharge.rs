@@ -1,9 +1,11 @@
 //! The service route that runs the auto-recharge evaluation on demand, for
 //! platforms without a cron trigger (an external scheduler calls it).
 
-use credits::{Clock, Credits, CreditsError, RechargeReport, SystemClock};
+use credits::Credits;
 
-use crate::call::{Call, run, with_credits};
+use crate::error::ApiError;
+
+use crate::call::{Call, run};
 use crate::reply::Reply;
 use crate::routes::not_found;
 use crate::{Env, Request, Response};
@@ -17,15 +19,8 @@ pub fn serve(env: &Env<'_>, req: &Request) -> Response {
 }
 
 /// The same work as the scheduled component.
-fn check(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, CreditsError> {
+fn check(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, ApiError> {
     call.require_service(credits)?;
     call.no_body()?;
     Ok(Reply::ok(&credits.recharge_check()?))
-}
-
-/// The scheduled evaluation (the cron component), on the same code as the route.
-// The method path does not fit the closure's higher-ranked lifetime (clippy's hint).
-#[allow(clippy::redundant_closure_for_method_calls)]
-pub fn scheduled(env: &Env<'_>) -> Result<RechargeReport, CreditsError> {
-    with_credits(env, SystemClock.now(), |credits| credits.recharge_check())
 }

@@ -1,6 +1,8 @@
 //! Account routes that manage the payment method and auto-recharge.
 
-use credits::{Credits, CreditsError};
+use credits::Credits;
+
+use crate::error::ApiError;
 
 use crate::bodies::{AutoRecharge, PaymentMethod};
 use crate::call::{Call, parse, run};
@@ -19,7 +21,7 @@ pub fn serve(env: &Env<'_>, req: &Request) -> Response {
 }
 
 /// Shows or saves the payment method for purchases and auto-recharge.
-fn payment_method(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, CreditsError> {
+fn payment_method(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, ApiError> {
     let account = call.require_account(credits)?;
     if call.method() == http::Method::GET {
         call.no_body()?;
@@ -30,7 +32,7 @@ fn payment_method(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, Credi
 }
 
 /// Shows or replaces the auto-recharge settings.
-fn auto_recharge(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, CreditsError> {
+fn auto_recharge(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, ApiError> {
     let account = call.require_account(credits)?;
     if call.method() == http::Method::GET {
         call.no_body()?;

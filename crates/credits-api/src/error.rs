@@ -1,0 +1,72 @@
+//! The API's errors: the domain's, and those only HTTP has (route, method, token,
+//! body). The one place any of them becomes a code and a status of API.md.
+
+use credits::CreditsError;
+
+/// Everything a request can be refused for.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApiError {
+    /// A rule of the product refused it, or something beneath failed.
+    #[error(transparent)]
+    Domain(#[from] CreditsError),
+    #[error("route not found")]
+    NoRoute,
+    #[error("method not allowed; allowed: {0}")]
+    MethodNotAllowed(&'static str),
+    #[error("missing or unknown bearer token")]
+    Unauthorized,
+    #[error("this token may not use this route")]
+    Forbidden,
+    #[error("the request body is larger than 64 KiB")]
+    PayloadTooLarge,
+    #[error("the request body must be application/json")]
+    UnsupportedMediaType,
+    /// Malformed JSON, a wrong type, a bad header or query parameter.
+    #[error("{0}")]
+    InvalidRequest(String),
+}
+
+impl ApiError {
+    /// Shorthand for a malformed request.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::InvalidRequest(message.into())
+    }
+
+    /// The API's error code and HTTP status.
+    pub fn code_and_status(&self) -> (&'static str, u16) {
+        match self {
+            Self::NoRoute => ("not_found", 404),
+            Self::MethodNotAllowed(_) => ("method_not_allowed", 405),
+            Self::Unauthorized => ("unauthorized", 401),
+            Self::Forbidden => ("forbidden", 403),
+            Self::PayloadTooLarge => ("payload_too_large", 413),
+            Self::UnsupportedMediaType => ("unsupported_media_type", 415),
+            Self::InvalidRequest(_) => ("invalid_request", 400),
+            Self::Domain(e) => match e {
+                CreditsError::Invalid(_) => ("invalid_request", 400),
+                CreditsError::UnknownAccountKey => ("unauthorized", 401),
+                CreditsError::FreePlan(_) => ("plan_upgrade_required", 403),
+                CreditsError::NotFound(_) => ("not_found", 404),
+                CreditsError::InsufficientBalance { .. } => ("insufficient_balance", 402),
+                CreditsError::PaymentDeclined(_) => ("payment_failed", 402),
+                CreditsError::PaymentMethodRequired => ("payment_method_required", 400),
+                CreditsError::AccountExists(_) => ("conflict", 409),
+                CreditsError::IdempotencyKeyReused => ("idempotency_conflict", 409),
+                CreditsError::RefundExceedsDeduction { .. } => ("refund_exceeds_deduction", 409),
+                CreditsError::Storage(_)
+                | CreditsError::ProviderUnavailable(_)
+                | CreditsError::Internal(_) => ("internal_error", 500),
+            },
+        }
+    }
+
+    /// The API's error code.
+    pub fn code(&self) -> &'static str {
+        self.code_and_status().0
+    }
+
+    /// The HTTP status that goes with [`code`](Self::code).
+    pub fn status(&self) -> u16 {
+        self.code_and_status().1
+    }
+}

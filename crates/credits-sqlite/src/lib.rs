@@ -1,0 +1,124 @@
+//! The domain's storage port on `rusqlite`, for native tests, benchmarks and tools.
+//!
+//! A connection is opened the way Spin's SQLite host opens one (`Connection::open`,
+//! nothing else), so native figures and behaviour match a deployment: the schema's
+//! migration switches the file to WAL, and the domain asks for durability per write.
+
+use std::cell::Cell;
+use std::path::Path;
+
+use credits::{Database, DbError, DbErrorKind, Durability, Row, Value};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, ErrorCode, ffi, params_from_iter};
+
+/// One `SQLite` connection.
+pub struct NativeDb {
+    conn: Connection,
+    durability: Cell<Durability>,
+}
+
+impl NativeDb {
+    /// Opens (or creates) a database file as Spin does: no pragmas.
+    pub fn open(path: &Path) -> Result<Self, DbError> {
+        Connection::open(path).map(Self::wrap).map_err(classify)
+    }
+
+    /// A private in-memory database.
+    pub fn in_memory() -> Result<Self, DbError> {
+        Connection::open_in_memory()
+            .map(Self::wrap)
+            .map_err(classify)
+    }
+
+    fn wrap(conn: Connection) -> Self {
+        Self {
+            conn,
+            // SQLite's default for a new connection.
+            durability: Cell::new(Durability::Full),
+        }
+    }
+
+    /// The connection, for tests that need raw SQL beyond the port.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+/// Sorts a rusqlite error into the kinds the domain decides on.
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(classify)`
+pub fn classify(e: rusqlite::Error) -> DbError {
+    let message = e.to_string();
+    let kind = match &e {
+        rusqlite::Error::SqliteFailure(failure, _) => match failure.code {
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => DbErrorKind::Busy,
+            ErrorCode::ConstraintViolation => match failure.extended_code {
+                ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                    DbErrorKind::UniqueViolation
+                }
+                ffi::SQLITE_CONSTRAINT_CHECK => DbErrorKind::CheckViolation,
+                _ => DbErrorKind::Other,
+            },
+            _ if is_missing_schema(&message) => DbErrorKind::MissingSchema,
+            _ => DbErrorKind::Other,
+        },
+        _ if is_missing_schema(&message) => DbErrorKind::MissingSchema,
+        _ => DbErrorKind::Other,
+    };
+    DbError::new(kind, message)
+}
+
+/// SQLite reports an unknown table or column only in its message (`SQLITE_ERROR`).
+fn is_missing_schema(message: &str) -> bool {
+    message.contains("no such table") || message.contains("no such column")
+}
+
+fn to_sql(v: &Value) -> ToSqlOutput<'_> {
+    ToSqlOutput::Borrowed(match v {
+        Value::Null => ValueRef::Null,
+        Value::Integer(i) => ValueRef::Integer(*i),
+        Value::Real(r) => ValueRef::Real(*r),
+        Value::Text(t) => ValueRef::Text(t.as_bytes()),
+        Value::Blob(b) => ValueRef::Blob(b),
+    })
+}
+
+fn from_sql(v: ValueRef<'_>) -> Value {
+    match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::Integer(i),
+        ValueRef::Real(r) => Value::Real(r),
+        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+    }
+}
+
+impl Database for NativeDb {
+    fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(classify)?;
+        let columns = stmt.column_count();
+        let mut rows = stmt
+            .query(params_from_iter(params.iter().map(to_sql)))
+            .map_err(classify)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(classify)? {
+            out.push(Row((0..columns)
+                .map(|i| from_sql(row.get_ref_unwrap(i)))
+                .collect()));
+        }
+        Ok(out)
+    }
+
+    fn set_durability(&self, durability: Durability) -> Result<(), DbError> {
+        if self.durability.get() != durability {
+            let level = match durability {
+                Durability::Relaxed => "NORMAL",
+                Durability::Full => "FULL",
+            };
+            self.conn
+                .pragma_update(None, "synchronous", level)
+                .map_err(classify)?;
+            self.durability.set(durability);
+        }
+        Ok(())
+    }
+}
