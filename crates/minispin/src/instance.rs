@@ -12,6 +12,7 @@ use crate::AppError;
 use crate::key_value::{ComponentStores, KeyValueInstance, KeyValueStores};
 use crate::manifest::Manifest;
 use crate::outbound_http::{AllowedHosts, OutboundHttp};
+use crate::runtime_config::RuntimeConfig;
 use crate::sqlite::{ComponentDatabases, SqliteDatabases, SqliteInstance};
 use crate::variables::{AppVariables, ComponentVariables, VariablesInstance};
 use crate::wasi::ComponentWasi;
@@ -64,12 +65,16 @@ pub struct Capabilities {
 
 impl Capabilities {
     /// Configures each capability for the app.
-    pub fn configure(state_dir: &Path, variables: AppVariables) -> Self {
-        Self {
+    pub fn configure(
+        state_dir: &Path,
+        runtime_config: &RuntimeConfig,
+        variables: AppVariables,
+    ) -> Result<Self, AppError> {
+        Ok(Self {
             variables,
-            key_value: KeyValueStores::configure(state_dir),
-            sqlite: SqliteDatabases::configure(state_dir),
-        }
+            key_value: KeyValueStores::configure(state_dir, runtime_config)?,
+            sqlite: SqliteDatabases::configure(state_dir, runtime_config)?,
+        })
     }
 
     /// What component `id` may reach: each capability computes its own grant from

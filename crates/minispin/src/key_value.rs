@@ -1,13 +1,17 @@
-//! Key-value stores: `fermyon:spin/key-value@2.0.0` on a SQLite file, exactly as Spin's default (`spin`) store keeps it.
+//! Key-value stores: the `fermyon:spin/key-value@2.0.0` host over two small ports, `StoreManager` and `Store`, with one adapter per backend (Spin's SQLite file, Redis).
+
+mod redis;
+mod sqlite;
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
 
-use rusqlite::{Connection, OptionalExtension};
 use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 
 use crate::manifest::ComponentDecl;
+use crate::runtime_config::{KeyValueStoreConfig, RuntimeConfig};
 
 wasmtime::component::bindgen!({
     path: "wit/spin",
@@ -18,71 +22,89 @@ wasmtime::component::bindgen!({
     },
 });
 
-use fermyon::spin::key_value::{Error, Host, HostStore, add_to_linker};
+pub use fermyon::spin::key_value::Error;
+use fermyon::spin::key_value::{Host, HostStore, add_to_linker};
 
 /// The label every app has, as in Spin.
 pub const DEFAULT_LABEL: &str = "default";
 /// File of the `default` store under the state directory (Spin's name).
 pub const DEFAULT_FILE: &str = "sqlite_key_value.db";
 
+/// A boxed future, so the ports stay object-safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The backend of one store label: opens its stores by name.
+pub trait StoreManager: Send + Sync {
+    /// Opens store `name`, connecting to the backend on first use.
+    fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Arc<dyn Store>, Error>>;
+}
+
+/// One open store.
+pub trait Store: Send + Sync {
+    /// The value of `key`, if any.
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>>;
+    /// Sets `key` to `value`.
+    fn set<'a>(&'a self, key: &'a str, value: &'a [u8]) -> BoxFuture<'a, Result<(), Error>>;
+    /// Removes `key`; removing a missing key is not an error.
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>>;
+    /// Whether `key` has a value.
+    fn exists<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, Error>>;
+    /// Every key of the store, in no particular order.
+    fn get_keys(&self) -> BoxFuture<'_, Result<Vec<String>, Error>>;
+}
+
 /// Why the key-value stores could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyValueError {
     /// A component lists a store label that has no backend.
     #[error(
-        "component `{component}` uses key-value store `{label}`, which is not defined (only `default` is available)"
+        "component `{component}` uses key-value store `{label}`, which is not defined: check the spelling, or define it in a runtime config file (`[key_value_store.{label}]`)"
     )]
     UnknownLabel { component: String, label: String },
-}
-
-/// A SQLite file holding every store of one label, as Spin's `spin` key-value
-/// type keeps it: one connection for the whole app, opened on the first `open`
-/// with rusqlite's defaults and no pragmas, and Spin's table.
-struct SqliteStoreFile {
-    path: PathBuf,
-    conn: OnceLock<Arc<Mutex<Connection>>>,
-}
-
-impl SqliteStoreFile {
-    fn connection(&self) -> rusqlite::Result<Arc<Mutex<Connection>>> {
-        if let Some(conn) = self.conn.get() {
-            return Ok(conn.clone());
-        }
-        // Two racing first opens may both connect; one connection wins, as in Spin.
-        let conn = Connection::open(&self.path)?;
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS spin_key_value (
-               store TEXT NOT NULL,
-               key   TEXT NOT NULL,
-               value BLOB NOT NULL,
-               PRIMARY KEY (store, key)
-             )",
-            [],
-        )?;
-        Ok(self.conn.get_or_init(|| Arc::new(Mutex::new(conn))).clone())
-    }
+    /// A `[key_value_store.<label>]` cannot be used.
+    #[error("runtime config: key_value_store.{label}: {reason}")]
+    Config { label: String, reason: String },
 }
 
 /// The application's key-value stores by label.
 #[derive(Clone)]
 pub struct KeyValueStores {
-    stores: Arc<HashMap<String, Arc<SqliteStoreFile>>>,
+    managers: Arc<HashMap<String, Arc<dyn StoreManager>>>,
 }
 
 impl KeyValueStores {
-    /// The `default` store, `<state_dir>/sqlite_key_value.db`. Nothing is opened
-    /// here: as in Spin, a guest's first `open` opens (and creates) the file.
-    pub fn configure(state_dir: &Path) -> Self {
-        let default = SqliteStoreFile {
-            path: state_dir.join(DEFAULT_FILE),
-            conn: OnceLock::new(),
-        };
-        Self {
-            stores: Arc::new(HashMap::from([(
-                DEFAULT_LABEL.to_string(),
-                Arc::new(default),
-            )])),
+    /// The stores the runtime config declares, plus `default` (Spin's
+    /// `<state_dir>/sqlite_key_value.db`) unless it declares that too. Nothing is
+    /// opened here: as in Spin, a guest's first `open` connects.
+    pub fn configure(state_dir: &Path, config: &RuntimeConfig) -> Result<Self, KeyValueError> {
+        let mut managers: HashMap<String, Arc<dyn StoreManager>> = HashMap::new();
+        for (label, store) in &config.key_value_store {
+            let manager: Arc<dyn StoreManager> = match store {
+                // Spin resolves a relative path against the runtime config file's directory.
+                KeyValueStoreConfig::Spin { path } => Arc::new(sqlite::SqliteStoreManager::new(
+                    path.as_ref().map(|p| config.dir.join(p)),
+                )),
+                KeyValueStoreConfig::Redis { url } => {
+                    Arc::new(redis::RedisStoreManager::new(url).map_err(|reason| {
+                        KeyValueError::Config {
+                            label: label.clone(),
+                            reason,
+                        }
+                    })?)
+                }
+            };
+            managers.insert(label.clone(), manager);
         }
+        managers
+            .entry(DEFAULT_LABEL.to_string())
+            .or_insert_with(|| {
+                Arc::new(sqlite::SqliteStoreManager::new(Some(
+                    state_dir.join(DEFAULT_FILE),
+                )))
+            });
+        Ok(Self {
+            managers: Arc::new(managers),
+        })
     }
 
     /// A component's grant: the stores its `key_value_stores` lists, each of which
@@ -93,14 +115,14 @@ impl KeyValueStores {
         decl: &ComponentDecl,
     ) -> Result<ComponentStores, KeyValueError> {
         let labels = &decl.key_value_stores;
-        if let Some(label) = labels.iter().find(|l| !self.stores.contains_key(*l)) {
+        if let Some(label) = labels.iter().find(|l| !self.managers.contains_key(*l)) {
             return Err(KeyValueError::UnknownLabel {
                 component: id.into(),
                 label: label.clone(),
             });
         }
         Ok(ComponentStores {
-            stores: self.stores.clone(),
+            managers: self.managers.clone(),
             allowed: Arc::new(labels.iter().cloned().collect()),
         })
     }
@@ -109,7 +131,7 @@ impl KeyValueStores {
 /// The stores one component may open.
 #[derive(Clone)]
 pub struct ComponentStores {
-    stores: Arc<HashMap<String, Arc<SqliteStoreFile>>>,
+    managers: Arc<HashMap<String, Arc<dyn StoreManager>>>,
     allowed: Arc<HashSet<String>>,
 }
 
@@ -117,48 +139,26 @@ impl ComponentStores {
     /// Fresh host state for one instance.
     pub fn prepare(&self) -> KeyValueInstance {
         KeyValueInstance {
-            stores: self.stores.clone(),
+            managers: self.managers.clone(),
             allowed: self.allowed.clone(),
             table: ResourceTable::new(),
         }
     }
 }
 
-/// A store handle held by a guest: the store's name and its file's connection.
-pub struct OpenStore {
-    label: String,
-    db: Arc<Mutex<Connection>>,
-}
+/// A store handle held by a guest.
+pub struct OpenStore(Arc<dyn Store>);
 
 /// Per-instance state of the key-value host.
 pub struct KeyValueInstance {
-    stores: Arc<HashMap<String, Arc<SqliteStoreFile>>>,
+    managers: Arc<HashMap<String, Arc<dyn StoreManager>>>,
     allowed: Arc<HashSet<String>>,
     table: ResourceTable,
 }
 
-/// Runs `op` on the store's connection off the async worker threads, so a busy
-/// database never stalls other requests.
-async fn with_db<R: Send + 'static>(
-    db: Arc<Mutex<Connection>>,
-    op: impl FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
-) -> Result<R, Error> {
-    tokio::task::spawn_blocking(move || {
-        let conn = db.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        op(&conn)
-    })
-    .await
-    .map_err(|e| Error::Other(e.to_string()))?
-    .map_err(|e| Error::Other(e.to_string()))
-}
-
 impl KeyValueInstance {
-    fn store(
-        &self,
-        store: &Resource<OpenStore>,
-    ) -> wasmtime::Result<(String, Arc<Mutex<Connection>>)> {
-        let open = self.table.get(store)?;
-        Ok((open.label.clone(), open.db.clone()))
+    fn store(&self, store: &Resource<OpenStore>) -> wasmtime::Result<Arc<dyn Store>> {
+        Ok(self.table.get(store)?.0.clone())
     }
 }
 
@@ -173,14 +173,11 @@ impl HostStore for KeyValueInstance {
         if !self.allowed.contains(&label) {
             return Ok(Err(Error::AccessDenied));
         }
-        let Some(file) = self.stores.get(&label).cloned() else {
+        let Some(manager) = self.managers.get(&label).cloned() else {
             return Ok(Err(Error::NoSuchStore));
         };
-        let db = tokio::task::spawn_blocking(move || file.connection())
-            .await?
-            .map_err(|e| Error::Other(e.to_string()));
-        Ok(match db {
-            Ok(db) => Ok(self.table.push(OpenStore { label, db })?),
+        Ok(match manager.get(&label).await {
+            Ok(store) => Ok(self.table.push(OpenStore(store))?),
             Err(e) => Err(e),
         })
     }
@@ -190,13 +187,7 @@ impl HostStore for KeyValueInstance {
         store: Resource<OpenStore>,
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
-        let (label, db) = self.store(&store)?;
-        Ok(with_db(db, move |c| {
-            c.prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?
-                .query_row((label, key), |row| row.get(0))
-                .optional()
-        })
-        .await)
+        Ok(self.store(&store)?.get(&key).await)
     }
 
     async fn set(
@@ -205,16 +196,7 @@ impl HostStore for KeyValueInstance {
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), Error>> {
-        let (label, db) = self.store(&store)?;
-        Ok(with_db(db, move |c| {
-            c.prepare_cached(
-                "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
-            )?
-            .execute((label, key, value))
-            .map(drop)
-        })
-        .await)
+        Ok(self.store(&store)?.set(&key, &value).await)
     }
 
     async fn delete(
@@ -222,13 +204,7 @@ impl HostStore for KeyValueInstance {
         store: Resource<OpenStore>,
         key: String,
     ) -> wasmtime::Result<Result<(), Error>> {
-        let (label, db) = self.store(&store)?;
-        Ok(with_db(db, move |c| {
-            c.prepare_cached("DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2")?
-                .execute((label, key))
-                .map(drop)
-        })
-        .await)
+        Ok(self.store(&store)?.delete(&key).await)
     }
 
     async fn exists(
@@ -236,25 +212,14 @@ impl HostStore for KeyValueInstance {
         store: Resource<OpenStore>,
         key: String,
     ) -> wasmtime::Result<Result<bool, Error>> {
-        let (label, db) = self.store(&store)?;
-        Ok(with_db(db, move |c| {
-            c.prepare_cached("SELECT 1 FROM spin_key_value WHERE store = ?1 AND key = ?2 LIMIT 1")?
-                .exists((label, key))
-        })
-        .await)
+        Ok(self.store(&store)?.exists(&key).await)
     }
 
     async fn get_keys(
         &mut self,
         store: Resource<OpenStore>,
     ) -> wasmtime::Result<Result<Vec<String>, Error>> {
-        let (label, db) = self.store(&store)?;
-        Ok(with_db(db, move |c| {
-            c.prepare_cached("SELECT key FROM spin_key_value WHERE store = ?1")?
-                .query_map([label], |row| row.get(0))?
-                .collect()
-        })
-        .await)
+        Ok(self.store(&store)?.get_keys().await)
     }
 
     async fn drop(&mut self, store: Resource<OpenStore>) -> wasmtime::Result<()> {

@@ -21,6 +21,7 @@ mod loader;
 mod manifest;
 mod outbound_http;
 mod router;
+mod runtime_config;
 mod server;
 mod spin_headers;
 mod sqlite;
@@ -43,6 +44,7 @@ pub use manifest::{
 };
 pub use outbound_http::AllowedHostError;
 pub use router::RouteError;
+pub use runtime_config::RuntimeConfigError;
 pub use server::ServerHandle;
 pub use sqlite::SqliteError;
 pub use stats::InstantiationSummary;
@@ -53,6 +55,7 @@ use http_trigger::{HttpComponent, HttpTrigger};
 use instance::Capabilities;
 use loader::Loader;
 use router::Router;
+use runtime_config::RuntimeConfig;
 use stats::InstantiationStats;
 use variables::AppVariables;
 
@@ -71,6 +74,9 @@ pub enum AppError {
     /// The SQLite backend failed or a label is unknown.
     #[error(transparent)]
     Sqlite(#[from] SqliteError),
+    /// The runtime config file is unreadable or invalid.
+    #[error(transparent)]
+    RuntimeConfig(#[from] RuntimeConfigError),
     /// An `allowed_outbound_hosts` entry is invalid.
     #[error(transparent)]
     AllowedHost(#[from] AllowedHostError),
@@ -113,6 +119,9 @@ pub struct AppOptions {
     pub cron: bool,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// A Spin runtime config file (`spin up --runtime-config-file`): key-value
+    /// stores and SQLite databases by label. `None` means Spin's defaults.
+    pub runtime_config_file: Option<PathBuf>,
 }
 
 impl Default for AppOptions {
@@ -122,6 +131,7 @@ impl Default for AppOptions {
             variables: HashMap::new(),
             cron: true,
             shutdown_grace: Duration::from_secs(10),
+            runtime_config_file: None,
         }
     }
 }
@@ -134,6 +144,7 @@ impl std::fmt::Debug for AppOptions {
             .field("variables", &self.variables.keys().collect::<Vec<_>>())
             .field("cron", &self.cron)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("runtime_config_file", &self.runtime_config_file)
             .finish()
     }
 }
@@ -165,6 +176,7 @@ impl App {
             variables,
             cron: cron_enabled,
             shutdown_grace,
+            runtime_config_file,
         } = options;
         let manifest = Manifest::load(manifest_path.as_ref())?;
         let state_dir = state_dir.unwrap_or_else(|| manifest.dir.join(".spin"));
@@ -174,7 +186,11 @@ impl App {
         })?;
         let app_variables =
             AppVariables::resolve(&manifest.variables, &variables, |k| std::env::var(k).ok())?;
-        let capabilities = Capabilities::configure(&state_dir, app_variables);
+        let runtime_config = match &runtime_config_file {
+            Some(path) => RuntimeConfig::load(path)?,
+            None => RuntimeConfig::default(),
+        };
+        let capabilities = Capabilities::configure(&state_dir, &runtime_config, app_variables)?;
         let stats = Arc::new(InstantiationStats::default());
         let mut loader = Loader::new(&manifest, &capabilities)?;
 

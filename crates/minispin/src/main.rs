@@ -43,6 +43,10 @@ enum Command {
         /// Do not run the cron schedules.
         #[arg(long)]
         no_cron: bool,
+        /// A Spin runtime config file: `[key_value_store.<label>]` (`spin`, `redis`)
+        /// and `[sqlite_database.<label>]` (`spin`).
+        #[arg(long)]
+        runtime_config_file: Option<PathBuf>,
     },
 }
 
@@ -65,6 +69,7 @@ fn main() -> anyhow::Result<()> {
             state_dir,
             variables,
             no_cron,
+            runtime_config_file,
         } => {
             if build {
                 minispin::build(&file).with_context(|| format!("building {}", file.display()))?;
@@ -81,6 +86,7 @@ fn main() -> anyhow::Result<()> {
                 state_dir,
                 variables,
                 cron: !no_cron,
+                runtime_config_file,
                 ..minispin::AppOptions::default()
             };
             up(&file, listen, options)

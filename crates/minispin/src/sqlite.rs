@@ -10,6 +10,7 @@ use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
 use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 
 use crate::manifest::ComponentDecl;
+use crate::runtime_config::{RuntimeConfig, SqliteDatabaseConfig};
 
 wasmtime::component::bindgen!({
     path: "wit/spin",
@@ -36,9 +37,12 @@ const MAX_CONNECTIONS: usize = 256;
 pub enum SqliteError {
     /// A component lists a database label that has no backend.
     #[error(
-        "component `{component}` uses SQLite database `{label}`, which is not defined (only `default` is available)"
+        "component `{component}` uses SQLite database `{label}`, which is not defined: check the spelling, or define it in a runtime config file (`[sqlite_database.{label}]`)"
     )]
     UnknownLabel { component: String, label: String },
+    /// A `[sqlite_database.<label>]` cannot be used.
+    #[error("runtime config: sqlite_database.{label}: {reason}")]
+    Config { label: String, reason: String },
 }
 
 /// Where a database lives. Like Spin's `InProcDatabaseLocation`: a file, or (a
@@ -46,10 +50,6 @@ pub enum SqliteError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatabaseLocation {
     /// A private in-memory database for each connection.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "comes from a runtime config file")
-    )]
     InMemory,
     /// A database file, created on first use.
     Path(PathBuf),
@@ -75,16 +75,40 @@ pub struct SqliteDatabases {
 }
 
 impl SqliteDatabases {
-    /// The `default` database, `<state_dir>/sqlite_db.db`. Nothing is opened here:
-    /// as in Spin, the file is opened (and created) by a guest's first statement.
-    pub fn configure(state_dir: &Path) -> Self {
-        let databases = HashMap::from([(
-            DEFAULT_LABEL.to_string(),
-            DatabaseLocation::Path(state_dir.join(DEFAULT_FILE)),
-        )]);
-        Self {
-            databases: Arc::new(databases),
+    /// The databases the runtime config declares, plus `default` (Spin's
+    /// `<state_dir>/sqlite_db.db`) unless it declares that too. Nothing is opened
+    /// here: as in Spin, a file is opened (and created) by a guest's first statement.
+    pub fn configure(state_dir: &Path, config: &RuntimeConfig) -> Result<Self, SqliteError> {
+        let mut databases = HashMap::new();
+        for (label, database) in &config.sqlite_database {
+            let SqliteDatabaseConfig::Spin { path } = database;
+            let location = match path {
+                None => DatabaseLocation::InMemory,
+                Some(path) => {
+                    // Spin resolves a relative path against the current directory
+                    // (not the runtime config file's, unlike key-value) and creates
+                    // the file's directory.
+                    let path = std::path::absolute(path).map_err(|e| SqliteError::Config {
+                        label: label.clone(),
+                        reason: format!("path {}: {e}", path.display()),
+                    })?;
+                    if let Some(parent) = path.parent() {
+                        std::fs::create_dir_all(parent).map_err(|e| SqliteError::Config {
+                            label: label.clone(),
+                            reason: format!("cannot create {}: {e}", parent.display()),
+                        })?;
+                    }
+                    DatabaseLocation::Path(path)
+                }
+            };
+            databases.insert(label.clone(), location);
         }
+        databases
+            .entry(DEFAULT_LABEL.to_string())
+            .or_insert_with(|| DatabaseLocation::Path(state_dir.join(DEFAULT_FILE)));
+        Ok(Self {
+            databases: Arc::new(databases),
+        })
     }
 
     /// A component's grant: the databases its `sqlite_databases` lists, each of

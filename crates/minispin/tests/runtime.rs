@@ -120,7 +120,7 @@ key_value_stores = ["default"]
 }
 
 struct TestApp {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     state_dir: PathBuf,
     server: ServerHandle,
     agent: ureq::Agent,
@@ -130,22 +130,39 @@ impl TestApp {
     /// Serves `test_manifest` with `extra` appended (`{port}` in it replaced by the
     /// server's port), cron schedules off unless asked.
     fn start(extra: &str, cron: bool) -> Self {
+        Self::launch(extra, cron, None)
+    }
+
+    /// [`TestApp::start`] with a runtime config file holding `runtime_config`
+    /// (`{dir}` in it replaced by the app's temporary directory).
+    fn start_with_runtime_config(extra: &str, runtime_config: &str) -> Self {
+        Self::launch(extra, false, Some(runtime_config))
+    }
+
+    fn launch(extra: &str, cron: bool, runtime_config: Option<&str>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let dir = tempfile::tempdir().unwrap();
         let manifest = dir.path().join("spin.toml");
         let extra = extra.replace("{port}", &port.to_string());
         std::fs::write(&manifest, test_manifest(port, &extra)).unwrap();
+        let runtime_config_file = runtime_config.map(|text| {
+            let path = dir.path().join("runtime-config.toml");
+            let text = text.replace("{dir}", &dir.path().display().to_string());
+            std::fs::write(&path, text).unwrap();
+            path
+        });
         let options = AppOptions {
             variables: HashMap::from([("token".to_string(), "t0ken".to_string())]),
             cron,
+            runtime_config_file,
             ..AppOptions::default()
         };
         let app = App::load(&manifest, options).unwrap();
         let state_dir = app.state_dir().to_path_buf();
         let server = app.serve(listener).unwrap();
         Self {
-            _dir: dir,
+            dir,
             state_dir,
             server,
             agent: agent(),
@@ -162,6 +179,10 @@ impl TestApp {
 
     fn post(&self, path: &str, body: &str) -> (u16, String) {
         read(self.agent.post(self.url(path)).send(body))
+    }
+
+    fn delete(&self, path: &str) -> (u16, String) {
+        read(self.agent.delete(self.url(path)).call())
     }
 }
 
@@ -252,7 +273,7 @@ fn a_handler_keeps_running_after_its_response_is_complete() {
 #[test]
 fn shutdown_waits_for_guests_still_working_after_their_response() {
     let TestApp {
-        _dir,
+        dir: _dir,
         state_dir,
         server,
         agent,
@@ -404,6 +425,189 @@ fn sixty_four_concurrent_requests_are_all_answered_correctly() {
         assert_eq!(counts.iter().max(), Some(&64));
     });
     assert_eq!(app.post("/sqlite/hit", ""), (200, "65".into()));
+}
+
+// ---- runtime config: Spin paths, Redis ------------------------------------------
+
+/// A component listing labelled stores and databases, on `/lab/...`.
+fn labelled_component(key_value: &str, sqlite: &str) -> String {
+    format!(
+        "[component.labelled]\nsource = \"{}\"\nkey_value_stores = [{key_value}]\n\
+         sqlite_databases = [{sqlite}]\n\
+         [[trigger.http]]\nroute = \"/lab/...\"\ncomponent = \"labelled\"\n",
+        http_wasm()
+    )
+}
+
+#[test]
+fn runtime_config_spin_stores_and_databases_live_where_spin_puts_them() {
+    let extra = labelled_component(r#""default", "cache""#, r#""default", "ledger""#);
+    let app = TestApp::start_with_runtime_config(
+        &extra,
+        "[key_value_store.default]\ntype = \"spin\"\npath = \"kv/custom.db\"\n\
+         [key_value_store.cache]\ntype = \"spin\"\n\
+         [sqlite_database.ledger]\ntype = \"spin\"\npath = \"{dir}/data/ledger.db\"\n",
+    );
+    let dir = app.dir.path();
+    // `default` is replaced; its relative path is from the runtime config's directory.
+    assert_eq!(app.post("/lab/kv/colour", "blue"), (200, "stored".into()));
+    assert_eq!(app.get("/lab/kv/colour"), (200, "blue".into()));
+    assert!(dir.join("kv/custom.db").exists());
+    assert!(!app.state_dir.join("sqlite_key_value.db").exists());
+    // A `spin` store without a path is in memory, shared by the app's instances.
+    assert_eq!(app.post("/lab/kvl/cache/x", "1"), (200, "stored".into()));
+    assert_eq!(app.get("/lab/kvl/cache/x"), (200, "1".into()));
+    // A declared database label works; `default` stays in the state directory.
+    let query = |label: &str, sql: &str| app.post(&format!("/lab/sqlite-label/{label}"), sql);
+    assert_eq!(query("ledger", "CREATE TABLE t (x)").0, 200);
+    assert!(dir.join("data/ledger.db").exists());
+    assert_eq!(query("default", "CREATE TABLE t (x)").0, 200);
+    assert!(app.state_dir.join("sqlite_db.db").exists());
+}
+
+#[test]
+fn labels_need_a_runtime_config_and_its_unknown_keys_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("spin.toml");
+    let write_manifest = |key_value: &str, sqlite: &str| {
+        std::fs::write(
+            &manifest,
+            format!(
+                "spin_manifest_version = 2\n[application]\nname = \"x\"\n\
+                 [[trigger.http]]\nroute = \"/...\"\ncomponent = \"web\"\n\
+                 [component.web]\nsource = \"{}\"\n\
+                 key_value_stores = [{key_value}]\nsqlite_databases = [{sqlite}]\n",
+                http_wasm()
+            ),
+        )
+        .unwrap();
+    };
+    let load = |runtime_config: Option<&str>| {
+        let runtime_config_file = runtime_config.map(|text| {
+            let path = dir.path().join("runtime-config.toml");
+            std::fs::write(&path, text).unwrap();
+            path
+        });
+        App::load(
+            &manifest,
+            AppOptions {
+                runtime_config_file,
+                ..AppOptions::default()
+            },
+        )
+        .err()
+        .map(|e| e.to_string())
+    };
+    write_manifest(r#""cache""#, "");
+    let err = load(None).unwrap();
+    assert!(
+        err.contains("`cache`") && err.contains("key_value_store"),
+        "{err}"
+    );
+    assert_eq!(
+        load(Some("[key_value_store.cache]\ntype = \"spin\"\n")),
+        None
+    );
+    write_manifest("", r#""ledger""#);
+    let err = load(None).unwrap();
+    assert!(
+        err.contains("`ledger`") && err.contains("sqlite_database"),
+        "{err}"
+    );
+    let err = load(Some(
+        "[sqlite_database.ledger]\ntype = \"spin\"\npth = \"x\"\n",
+    ))
+    .unwrap();
+    assert!(err.contains("pth"), "{err}");
+    let err = load(Some("[key_value_store.cache]\ntype = \"mongo\"\n")).unwrap();
+    assert!(err.contains("mongo"), "{err}");
+}
+
+/// A throwaway `redis-server` on a free loopback port, killed on drop.
+struct RedisServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl RedisServer {
+    /// Starts one, or `None` (with a message) when `redis-server` is not installed.
+    fn start() -> Option<Self> {
+        if Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            eprintln!("SKIPPED: redis-server is not installed (apt-get install -y redis-server)");
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        let server = Self {
+            child,
+            url: format!("redis://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(server)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_redis_key_value_store_from_the_runtime_config() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let app = TestApp::start_with_runtime_config(
+        "",
+        &format!(
+            "[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n",
+            redis.url
+        ),
+    );
+    assert_eq!(app.get("/kv/colour").0, 404);
+    assert_eq!(app.get("/kv-exists/colour"), (200, "false".into()));
+    assert_eq!(app.post("/kv/colour", "blue"), (200, "stored".into()));
+    assert_eq!(app.post("/kv/size", "9"), (200, "stored".into()));
+    assert_eq!(app.get("/kv/colour"), (200, "blue".into()));
+    assert_eq!(app.get("/kv-exists/colour"), (200, "true".into()));
+    assert_eq!(app.get("/kv-keys"), (200, "colour,size".into()));
+
+    // Really in Redis, laid out as Spin's Redis store lays it: the key, raw bytes.
+    let mut direct = redis::Client::open(redis.url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let value: Vec<u8> = redis::Commands::get(&mut direct, "colour").unwrap();
+    assert_eq!(value, b"blue");
+    let _: () = redis::Commands::set(&mut direct, "from-outside", "hi").unwrap();
+    assert_eq!(app.get("/kv/from-outside"), (200, "hi".into()));
+
+    assert_eq!(app.delete("/kv/colour"), (200, "deleted".into()));
+    assert_eq!(app.get("/kv/colour").0, 404);
+    assert_eq!(app.get("/kv-exists/colour"), (200, "false".into()));
+    let exists: bool = redis::Commands::exists(&mut direct, "colour").unwrap();
+    assert!(!exists);
+    assert_eq!(app.get("/kv-keys"), (200, "from-outside,size".into()));
+    assert!(!app.state_dir.join("sqlite_key_value.db").exists());
 }
 
 // ---- variables, environment ----------------------------------------------------

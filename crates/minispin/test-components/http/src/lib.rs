@@ -68,12 +68,18 @@ async fn route(req: Request) -> Response {
     match (req.method(), parts.as_slice()) {
         (_, ["hello"] | []) => text(200, "hello"),
         (_, [.., "headers"]) => headers(&req),
-        (Method::Get, ["kv", key]) => kv_get(key),
-        (Method::Post, ["kv", key]) => kv_set(key, req.body()),
+        (Method::Get, ["kv", key]) => kv_get("default", key),
+        (Method::Post, ["kv", key]) => kv_set("default", key, req.body()),
+        (Method::Delete, ["kv", key]) => kv_delete(key),
+        (_, ["kv-exists", key]) => kv_exists(key),
+        (_, ["kv-keys"]) => kv_keys(),
+        (Method::Get, ["kvl", label, key]) => kv_get(label, key),
+        (Method::Post, ["kvl", label, key]) => kv_set(label, key, req.body()),
         (_, ["kv-open", label]) => kv_open(label),
         (_, ["sqlite-open", label]) => sqlite_open(label),
         (Method::Post, ["sqlite", "hit"]) => sqlite_hit(),
-        (Method::Post, ["sqlite", "query"]) => sqlite_query(req.body()),
+        (Method::Post, ["sqlite", "query"]) => sqlite_query("default", req.body()),
+        (Method::Post, ["sqlite-label", label]) => sqlite_query(label, req.body()),
         (_, ["var", name]) => variable(name),
         (_, ["env", name]) => text(200, &std::env::var(name).unwrap_or_default()),
         (_, ["outbound"]) => outbound(req.query()).await,
@@ -101,17 +107,42 @@ fn headers(req: &Request) -> Response {
     text(200, &lines.join("\n"))
 }
 
-fn kv_get(key: &str) -> Response {
-    match key_value::Store::open_default().and_then(|s| s.get(key)) {
+fn kv_get(label: &str, key: &str) -> Response {
+    match key_value::Store::open(label).and_then(|s| s.get(key)) {
         Ok(Some(value)) => text(200, &String::from_utf8_lossy(&value)),
         Ok(None) => text(404, "missing"),
         Err(e) => text(500, &format!("{e:?}")),
     }
 }
 
-fn kv_set(key: &str, value: &[u8]) -> Response {
-    match key_value::Store::open_default().and_then(|s| s.set(key, value)) {
+fn kv_set(label: &str, key: &str, value: &[u8]) -> Response {
+    match key_value::Store::open(label).and_then(|s| s.set(key, value)) {
         Ok(()) => text(200, "stored"),
+        Err(e) => text(500, &format!("{e:?}")),
+    }
+}
+
+fn kv_delete(key: &str) -> Response {
+    match key_value::Store::open_default().and_then(|s| s.delete(key)) {
+        Ok(()) => text(200, "deleted"),
+        Err(e) => text(500, &format!("{e:?}")),
+    }
+}
+
+fn kv_exists(key: &str) -> Response {
+    match key_value::Store::open_default().and_then(|s| s.exists(key)) {
+        Ok(exists) => text(200, &exists.to_string()),
+        Err(e) => text(500, &format!("{e:?}")),
+    }
+}
+
+/// The default store's keys, sorted, comma-separated.
+fn kv_keys() -> Response {
+    match key_value::Store::open_default().and_then(|s| s.get_keys()) {
+        Ok(mut keys) => {
+            keys.sort();
+            text(200, &keys.join(","))
+        }
         Err(e) => text(500, &format!("{e:?}")),
     }
 }
@@ -155,11 +186,11 @@ fn sqlite_hit() -> Response {
     }
 }
 
-/// Runs the body as one statement on a new connection to `default`; answers the
+/// Runs the body as one statement on a new connection to `label`; answers the
 /// rows, one a line, values separated by `|`.
-fn sqlite_query(statement: &[u8]) -> Response {
+fn sqlite_query(label: &str, statement: &[u8]) -> Response {
     let statement = String::from_utf8_lossy(statement);
-    let result = sqlite::Connection::open_default().and_then(|db| db.execute(&statement, &[]));
+    let result = sqlite::Connection::open(label).and_then(|db| db.execute(&statement, &[]));
     match result {
         Ok(result) => {
             let rows: Vec<String> = result
