@@ -75,9 +75,9 @@ fn a_refund_in_a_later_month_restores_no_plan_tokens() {
         w.credits_with(|c| c.summary(&acme)).unwrap().plan,
         dec_before
     );
-    let nov_used = w.count(
-        "SELECT used_tokens FROM plan_usage WHERE account_id = 'acme' AND period = '2026-11'",
-    );
+    // The account keeps the use of its newest month with plan use: still November.
+    let nov_used =
+        w.count("SELECT plan_used FROM accounts WHERE id = 'acme' AND plan_period = '2026-11'");
     assert_eq!(nov_used, 2_000_000);
     let err = w
         .credits_with(|c| c.refund(&refund(&acme, &d, Some(1)), None))
