@@ -7,6 +7,12 @@ cd "$(dirname "$0")/.."
 # Automatic toolchain installs may be off (RUSTUP_AUTO_INSTALL=0): ask for the target.
 rustup target add wasm32-wasip2
 
+# The runtime's Redis key-value test starts its own redis-server (Debian's).
+if ! command -v redis-server >/dev/null; then
+  apt-get install -y -qq redis-server >/dev/null 2>&1 \
+    || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
+fi
+
 # Build the runtime, then every component of spin.toml the way `spin build` does.
 cargo build -p minispin
 target/debug/minispin build --file spin.toml

@@ -1,4 +1,6 @@
 //! Spin component: the balance and history statement, usage, and the pack catalog.
+// The export glue Spin's SDK generates is unsafe code (FFI exports); ours is not.
+#![allow(unsafe_code)]
 
 use spin_sdk::http_component;
 

@@ -3,6 +3,8 @@
 //! The page needs no auth to load: it asks for an account key and talks to the public
 //! API itself. Nothing here touches storage; the component is a static file server
 //! with the API's error shape and strict security headers.
+// The export glue Spin's SDK generates is unsafe code (FFI exports); ours is not.
+#![allow(unsafe_code)]
 
 mod assets;
 

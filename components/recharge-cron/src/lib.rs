@@ -1,6 +1,8 @@
 //! Spin cron component: the scheduled auto-recharge evaluation. The same domain
 //! call answers `POST /api/internal/recharge-check` (the `recharge-check` component)
 //! for platforms without the cron trigger.
+// The export glue Spin's SDK generates is unsafe code (FFI exports); ours is not.
+#![allow(unsafe_code)]
 
 spin_sdk::wit_bindgen::generate!({
     world: "spin-cron",

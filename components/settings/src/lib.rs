@@ -1,4 +1,6 @@
 //! Spin component: the payment method and auto-recharge settings.
+// The export glue Spin's SDK generates is unsafe code (FFI exports); ours is not.
+#![allow(unsafe_code)]
 
 use spin_sdk::http_component;
 

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::error::{CreditsError, Result};
 use crate::ids::{AccountId, TransactionId};
 use crate::purchase::CreditBalance;
-use crate::recharge::RechargeSettingsView;
+use crate::recharge::{RechargeSettingsView, settings_columns, settings_view};
 use crate::service::Credits;
 use crate::store::Value;
 use crate::time::Timestamp;
@@ -126,9 +126,13 @@ impl Credits<'_> {
     pub fn summary(&self, account: &AccountId) -> Result<AccountSummary> {
         let month = self.now().month();
         let rows = self.db.execute(
-            "SELECT plan, monthly_tokens, CASE WHEN plan_period = ?2 THEN plan_used ELSE 0 END,
-                    credit_balance, payment_method
-             FROM accounts WHERE id = ?1",
+            concat!(
+                "SELECT a.plan, a.monthly_tokens,
+                        CASE WHEN a.plan_period = ?2 THEN a.plan_used ELSE 0 END,
+                        a.credit_balance, a.payment_method, ",
+                settings_columns!(),
+                " FROM accounts a LEFT JOIN auto_recharge s ON s.account_id = a.id WHERE a.id = ?1"
+            ),
             &[account.as_str().into(), month.key().into()],
         )?;
         let row = rows.first().ok_or(CreditsError::NotFound("account"))?;
@@ -148,7 +152,7 @@ impl Credits<'_> {
             },
             credits: CreditBalance { balance_tokens },
             available_tokens: tokens::add(remaining_tokens, balance_tokens)?,
-            auto_recharge: self.recharge_settings(account)?,
+            auto_recharge: settings_view(row, 5)?,
             payment_method: row.opt_text(4)?.map(str::to_owned),
         })
     }

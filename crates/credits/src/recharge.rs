@@ -18,7 +18,7 @@ use crate::ids::{AccountId, TransactionId, random_hex};
 use crate::money::Eur;
 use crate::purchase::{PendingPurchase, Settlement};
 use crate::service::Credits;
-use crate::store::{Durability, Value};
+use crate::store::{Durability, Row, Value};
 use crate::time::Timestamp;
 use crate::tokens::TokenAmount;
 
@@ -102,6 +102,45 @@ pub struct RechargeReport {
     pub failed: Vec<String>,
 }
 
+/// The columns [`settings_view`] reads, from `accounts a LEFT JOIN auto_recharge s`
+/// with the month in `?2`.
+macro_rules! settings_columns {
+    () => {
+        "s.enabled, s.pack, s.threshold_tokens, s.monthly_limit_cents,
+         s.last_error_code, s.last_error_message, s.last_error_at,
+         (SELECT COALESCE(SUM(p.amount_cents), 0) FROM purchases p
+          WHERE p.account_id = a.id AND p.source = 'auto_recharge'
+            AND p.period = ?2 AND p.status = 'succeeded')"
+    };
+}
+pub(crate) use settings_columns;
+
+/// The settings as [`settings_columns!`] selects them, from column `at` on.
+pub(crate) fn settings_view(row: &Row, at: usize) -> Result<RechargeSettingsView> {
+    let last_error = match (
+        row.opt_text(at + 4)?,
+        row.opt_text(at + 5)?,
+        row.opt_int(at + 6)?,
+    ) {
+        (Some(code), Some(message), Some(time)) => Some(RechargeError {
+            code: code.to_owned(),
+            message: message.to_owned(),
+            at: Timestamp::from_millis(time),
+        }),
+        _ => None,
+    };
+    Ok(RechargeSettingsView {
+        enabled: row.opt_int(at)? == Some(1),
+        pack: row.opt_text(at + 1)?.map(str::to_owned),
+        threshold_tokens: row.opt_int(at + 2)?.and_then(|t| u64::try_from(t).ok()),
+        monthly_limit_eur: Eur::from_cents(
+            row.opt_int(at + 3)?.unwrap_or(DEFAULT_MONTHLY_LIMIT_CENTS),
+        ),
+        spent_this_month_eur: Eur::from_cents(row.int(at + 7)?),
+        last_error,
+    })
+}
+
 const EVALUATE: &str = "INSERT INTO purchases (id, account_id, source, pack, tokens, amount_cents, payment_method,
                             status, crossing, triggered_by, period, created_at, updated_at)
      SELECT ?1, a.id, 'auto_recharge', s.pack, s.pack_tokens, s.pack_price_cents, a.payment_method,
@@ -119,34 +158,15 @@ impl Credits<'_> {
     /// The auto-recharge settings (defaults before the first `PUT`).
     pub fn recharge_settings(&self, account: &AccountId) -> Result<RechargeSettingsView> {
         let rows = self.db.execute(
-            "SELECT s.enabled, s.pack, s.threshold_tokens, s.monthly_limit_cents,
-                    s.last_error_code, s.last_error_message, s.last_error_at,
-                    (SELECT COALESCE(SUM(p.amount_cents), 0) FROM purchases p
-                     WHERE p.account_id = a.id AND p.source = 'auto_recharge'
-                       AND p.period = ?2 AND p.status = 'succeeded')
-             FROM accounts a LEFT JOIN auto_recharge s ON s.account_id = a.id
-             WHERE a.id = ?1",
+            concat!(
+                "SELECT ",
+                settings_columns!(),
+                " FROM accounts a LEFT JOIN auto_recharge s ON s.account_id = a.id WHERE a.id = ?1"
+            ),
             &[account.as_str().into(), self.now().month().key().into()],
         )?;
         let row = rows.first().ok_or(CreditsError::NotFound("account"))?;
-        let last_error = match (row.opt_text(4)?, row.opt_text(5)?, row.opt_int(6)?) {
-            (Some(code), Some(message), Some(at)) => Some(RechargeError {
-                code: code.to_owned(),
-                message: message.to_owned(),
-                at: Timestamp::from_millis(at),
-            }),
-            _ => None,
-        };
-        Ok(RechargeSettingsView {
-            enabled: row.opt_int(0)? == Some(1),
-            pack: row.opt_text(1)?.map(str::to_owned),
-            threshold_tokens: row.opt_int(2)?.and_then(|t| u64::try_from(t).ok()),
-            monthly_limit_eur: Eur::from_cents(
-                row.opt_int(3)?.unwrap_or(DEFAULT_MONTHLY_LIMIT_CENTS),
-            ),
-            spent_this_month_eur: Eur::from_cents(row.int(7)?),
-            last_error,
-        })
+        settings_view(row, 0)
     }
 
     /// Replaces the settings. Saving (even unchanged) clears the last error, ends a

@@ -1,0 +1,252 @@
+//! How many SQL statements and key-value calls each route runs, on a warm cache
+//! and a migrated database: on Spin every statement is a host call (and with
+//! libSQL a network round trip). Prints the README's table; asserts the counts
+//! the request path is designed for, so a regression shows up here.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
+use credits::{Database, DbError, Durability, KeyValue, Row, Value};
+use credits_api::{Config, Env, Request, Stores, routes};
+use credits_sqlite::NativeDb;
+use serde_json::{Value as Json, json};
+
+const SERVICE: &str = "test-service-token";
+
+/// A database that counts what it runs.
+struct Counting {
+    db: NativeDb,
+    statements: Cell<usize>,
+}
+
+impl Database for Counting {
+    fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
+        self.statements.set(self.statements.get() + 1);
+        self.db.execute(sql, params)
+    }
+
+    fn set_durability(&self, durability: Durability) -> Result<(), DbError> {
+        // A fresh connection per request, as on Spin: a change is a pragma.
+        if durability != Durability::Full {
+            self.statements.set(self.statements.get() + 1);
+        }
+        Ok(())
+    }
+}
+
+/// A key-value store in memory that counts its calls.
+#[derive(Default)]
+struct CountingKv {
+    map: RefCell<HashMap<String, Vec<u8>>>,
+    calls: Cell<usize>,
+}
+
+impl KeyValue for CountingKv {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, DbError> {
+        self.calls.set(self.calls.get() + 1);
+        Ok(self.map.borrow().get(key).cloned())
+    }
+
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), DbError> {
+        self.calls.set(self.calls.get() + 1);
+        self.map.borrow_mut().insert(key.into(), value.to_vec());
+        Ok(())
+    }
+}
+
+struct Api {
+    db: Counting,
+    kv: CountingKv,
+    _dir: tempfile::TempDir,
+}
+
+impl Api {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = NativeDb::open(&dir.path().join("db.sqlite")).unwrap();
+        Self {
+            db: Counting {
+                db,
+                statements: Cell::new(0),
+            },
+            kv: CountingKv::default(),
+            _dir: dir,
+        }
+    }
+
+    /// Sends a request; returns status, body, statements run and key-value calls.
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Json>,
+    ) -> (u16, Json, usize, usize) {
+        let mut builder = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"));
+        if body.is_some() {
+            builder = builder.header("content-type", "application/json");
+        }
+        let req: Request = builder
+            .body(body.map(|b| b.to_string().into_bytes()).unwrap_or_default())
+            .unwrap();
+        let env = Env {
+            stores: Stores {
+                db: &self.db,
+                cache: &self.kv,
+            },
+            config: &Config::default(),
+            service_token: Some(SERVICE),
+            test_clock: false,
+        };
+        let (s0, k0) = (self.db.statements.get(), self.kv.calls.get());
+        let resp = routes::serve(&env, &req);
+        let body = serde_json::from_slice(resp.body()).unwrap_or(Json::Null);
+        (
+            resp.status().as_u16(),
+            body,
+            self.db.statements.get() - s0,
+            self.kv.calls.get() - k0,
+        )
+    }
+}
+
+#[test]
+fn statements_per_route() {
+    let api = Api::new();
+    let (_, created, ..) = api.send(
+        "POST",
+        "/api/admin/accounts",
+        SERVICE,
+        Some(json!({"account_id": "acme", "plan": "pro"})),
+    );
+    let key = created["api_key"].as_str().unwrap().to_owned();
+    let deduction = json!({"account_id": "acme", "tokens": 10, "operation": "chat"});
+    // Warm up as a running service would be: the key cached, the sandbox's
+    // table made by an earlier purchase.
+    api.send("GET", "/api/billing/credits", &key, None);
+    api.send(
+        "PUT",
+        "/api/billing/payment-method",
+        &key,
+        Some(json!({"payment_method": "pm_card_visa"})),
+    );
+    api.send(
+        "POST",
+        "/api/billing/credits/purchases",
+        &key,
+        Some(json!({"pack": "starter"})),
+    );
+    let mut rows = Vec::new();
+    let mut measure = |name: &str, method: &str, path: &str, token: &str, body: Option<Json>| {
+        let (status, answer, statements, kv) = api.send(method, path, token, body);
+        assert!(status < 300, "{name}: {status} {answer}");
+        rows.push((name.to_owned(), statements, kv));
+        statements
+    };
+    let deduct = measure(
+        "`POST …/deductions` (sets nothing off)",
+        "POST",
+        "/api/billing/credits/deductions",
+        SERVICE,
+        Some(deduction.clone()),
+    );
+    let (_, first, ..) = api.send(
+        "POST",
+        "/api/billing/credits/deductions",
+        SERVICE,
+        Some(deduction),
+    );
+    let tx = first["transaction"]["id"].as_str().unwrap().to_owned();
+    let refund = measure(
+        "`POST …/refunds`",
+        "POST",
+        "/api/billing/credits/refunds",
+        SERVICE,
+        Some(json!({"account_id": "acme", "deduction_id": tx, "tokens": 1})),
+    );
+    let catalog = measure(
+        "`GET …/packs` (service token)",
+        "GET",
+        "/api/billing/credits/packs",
+        SERVICE,
+        None,
+    );
+    measure(
+        "`GET …/packs` (account key)",
+        "GET",
+        "/api/billing/credits/packs",
+        &key,
+        None,
+    );
+    measure(
+        "`GET /api/billing/credits`",
+        "GET",
+        "/api/billing/credits",
+        &key,
+        None,
+    );
+    measure(
+        "`GET …/usage`",
+        "GET",
+        "/api/billing/credits/usage",
+        &key,
+        None,
+    );
+    measure(
+        "`GET …/auto-recharge`",
+        "GET",
+        "/api/billing/credits/auto-recharge",
+        &key,
+        None,
+    );
+    measure(
+        "`PUT /api/billing/payment-method`",
+        "PUT",
+        "/api/billing/payment-method",
+        &key,
+        Some(json!({"payment_method": "pm_card_visa"})),
+    );
+    measure(
+        "`POST …/purchases`",
+        "POST",
+        "/api/billing/credits/purchases",
+        &key,
+        Some(json!({"pack": "starter"})),
+    );
+    measure(
+        "`PUT …/auto-recharge`",
+        "PUT",
+        "/api/billing/credits/auto-recharge",
+        &key,
+        Some(json!({"enabled": true, "pack": "starter", "threshold_tokens": 10})),
+    );
+    measure(
+        "`POST /api/internal/recharge-check` (nothing due)",
+        "POST",
+        "/api/internal/recharge-check",
+        SERVICE,
+        None,
+    );
+
+    println!("| route | SQL statements | key-value calls |\n|---|---|---|");
+    for (name, statements, kv) in &rows {
+        println!("| {name} | {statements} | {kv} |");
+    }
+    // The request path as designed: the deduction and the refund are one
+    // statement each beside the durability pragma; the catalog touches no store.
+    assert_eq!(
+        deduct, 2,
+        "a deduction: the durability pragma and one statement"
+    );
+    assert_eq!(
+        refund, 2,
+        "a refund: the durability pragma and one statement"
+    );
+    assert_eq!(
+        catalog, 0,
+        "the catalog with the service token opens no store"
+    );
+}
