@@ -169,3 +169,33 @@ fn a_purchase_that_cannot_be_settled_does_not_stop_the_recharge_check() {
     assert_eq!((w.balance(&stuck), w.charges()), (1_000_000, 2));
     w.assert_books_balance();
 }
+
+#[test]
+fn an_evaluation_that_fails_lists_its_account_in_failed_and_the_check_goes_on() {
+    let w = World::new();
+    let stuck = w.paying_account("stuck", Plan::Pro, "pm_card_unreachable");
+    let acme = w.paying_account("acme", Plan::Pro, VISA);
+    enable_recharge(&w, &stuck, Pack::Starter, 500_000, "50.00");
+    enable_recharge(&w, &acme, Pack::Starter, 500_000, "50.00");
+    let provider = UnreachableFor("pm_card_unreachable", w.sandbox());
+    let report = w
+        .credits_paying_with(&provider, |c| c.recharge_check())
+        .unwrap();
+    assert_eq!(report.checked, 2);
+    assert_eq!(report.recharged, ["acme"]);
+    assert_eq!(report.failed, ["stuck"]);
+    assert_eq!((w.balance(&stuck), w.balance(&acme)), (0, 1_000_000));
+    // Its purchase stays pending, and is granted once the provider answers.
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM purchases WHERE status = 'pending'"),
+        1
+    );
+    w.clock.advance_ms(61_000);
+    w.credits_with(|c| c.recharge_check()).unwrap();
+    assert_eq!(
+        (w.balance(&stuck), w.balance(&acme)),
+        (1_000_000, 1_000_000)
+    );
+    assert_eq!(auto_purchases(&w, &stuck), 1);
+    w.assert_books_balance();
+}
