@@ -17,7 +17,7 @@ const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS sandbox_charges (
     amount_cents INTEGER NOT NULL,
     outcome TEXT NOT NULL,
     created_at INTEGER NOT NULL
-)";
+) WITHOUT ROWID";
 
 const CHARGE: &str = "INSERT INTO sandbox_charges (idempotency_key, payment_method, amount_cents, outcome, created_at)
      VALUES (?1, ?2, ?3, ?4, ?5)

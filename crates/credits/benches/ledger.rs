@@ -24,8 +24,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use credits::{
-    AccountId, Credits, DeductionRequest, FixedClock, HistoryQuery, NoCache, Operation, Plan,
-    Resource, Timestamp, TokenAmount, TransactionKind,
+    AccountId, Credits, Database, DeductionRequest, FixedClock, HistoryQuery, NoCache, Operation,
+    Plan, Resource, Timestamp, TokenAmount, TransactionKind, UsageGrouping, UsageQuery,
 };
 use credits_sandbox::SandboxPayments;
 use credits_sqlite::NativeDb;
@@ -140,6 +140,17 @@ fn main() {
         );
     }
 
+    let account = AccountId::parse("per-request").unwrap();
+    with_credits(&db, |c| c.create_account(&account, Plan::Team)).unwrap();
+    println!(
+        "    a new connection per deduction, as on Spin: {:>8.0} deductions/s",
+        deductions_per_second_per_request(&path, &account, 5_000)
+    );
+    println!(
+        "    a new connection and its first statement (schema parsed): {:.1} µs",
+        micros(connection_open(&path))
+    );
+
     println!("(b) one history page (limit 50)");
     let big = AccountId::parse("big").unwrap();
     let small = AccountId::parse("small").unwrap();
@@ -186,6 +197,49 @@ fn main() {
             micros(history_page(&db, account, &deductions)),
         );
     }
+
+    println!("(c) this month's usage report, grouped by day, project and operation");
+    for (name, account, rows) in [("small", &small, 1_000u64), ("big", &big, 1_000_000)] {
+        let times: Vec<f64> = [
+            UsageGrouping::Day,
+            UsageGrouping::Project,
+            UsageGrouping::Operation,
+        ]
+        .into_iter()
+        .map(|group_by| {
+            let query = UsageQuery::new(None, None, group_by).unwrap();
+            micros(median(201, || {
+                let report = with_credits(&db, |c| c.usage(account, &query)).unwrap();
+                assert!(!report.groups.is_empty());
+            }))
+        })
+        .collect();
+        println!(
+            "    {name:>5} ({rows:>9} rows): by day {:>7.1} µs, by project {:>7.1} µs, by operation {:>7.1} µs",
+            times[0], times[1], times[2]
+        );
+    }
+}
+
+/// What a request on Spin pays before its first statement: a new connection and
+/// the schema parsed.
+fn connection_open(path: &Path) -> Duration {
+    median(501, || {
+        let db = NativeDb::open(path).unwrap();
+        db.execute("SELECT 1 FROM accounts WHERE id = 'none'", &[])
+            .unwrap();
+    })
+}
+
+/// Deductions per second when each one opens its own connection, as on Spin.
+fn deductions_per_second_per_request(path: &Path, account: &AccountId, count: usize) -> f64 {
+    let req = deduction(account);
+    let start = Instant::now();
+    for _ in 0..count {
+        let db = NativeDb::open(path).unwrap();
+        with_credits(&db, |c| c.deduct(&req, None)).unwrap();
+    }
+    count as f64 / start.elapsed().as_secs_f64()
 }
 
 fn micros(d: Duration) -> f64 {

@@ -29,19 +29,27 @@ const CHECKS: &[(&str, &str)] = &[
         "refunds never exceed their deduction",
         "SELECT 'deduction ' || d.seq FROM ledger d
          WHERE d.kind = 'deduction' AND (
-             (SELECT COALESCE(SUM(r.tokens), 0) FROM ledger r
+             (SELECT COALESCE(SUM(r.tokens), 0) FROM ledger r INDEXED BY ledger_refunds
               WHERE r.account_id = d.account_id AND r.refund_of = d.seq) > d.tokens
-          OR (SELECT COALESCE(SUM(r.credit_tokens), 0) FROM ledger r
+          OR (SELECT COALESCE(SUM(r.credit_tokens), 0) FROM ledger r INDEXED BY ledger_refunds
               WHERE r.account_id = d.account_id AND r.refund_of = d.seq) > d.credit_tokens
-          OR (SELECT COALESCE(SUM(r.plan_tokens), 0) FROM ledger r
+          OR (SELECT COALESCE(SUM(r.plan_tokens), 0) FROM ledger r INDEXED BY ledger_refunds
               WHERE r.account_id = d.account_id AND r.refund_of = d.seq) > d.plan_tokens)",
     ),
     (
-        "a purchase is granted exactly when it succeeded",
-        "SELECT 'purchase ' || p.id || ' ' || p.status || ' with ' ||
-                (SELECT COUNT(*) FROM ledger l WHERE l.purchase_id = p.id) || ' grants'
+        "a purchase is granted exactly when it succeeded, by one entry of its own",
+        "SELECT 'purchase ' || p.id || ' ' || p.status || ' granted by entry ' || COALESCE(p.granted_seq, '-')
          FROM purchases p
-         WHERE (p.status = 'succeeded') <> EXISTS (SELECT 1 FROM ledger l WHERE l.purchase_id = p.id)",
+         WHERE (p.status = 'succeeded') <> EXISTS (
+               SELECT 1 FROM ledger l
+               WHERE l.account_id = p.account_id AND l.seq = p.granted_seq
+                 AND l.kind = 'purchase' AND l.purchase_id = p.id)
+         UNION ALL
+         SELECT 'entry ' || l.account_id || '/' || l.seq || ' grants ' || COALESCE(l.purchase_id, 'nothing')
+         FROM ledger l
+         WHERE l.kind = 'purchase' AND NOT EXISTS (
+               SELECT 1 FROM purchases p
+               WHERE p.id = l.purchase_id AND p.account_id = l.account_id AND p.granted_seq = l.seq)",
     ),
     (
         "each account's entries are numbered 1, 2, 3, ... up to its ledger_seq",

@@ -95,14 +95,16 @@ const DEDUCTION_BY_KEY: &str = concat!(
 );
 
 /// Credit tokens back first, then plan tokens to the deduction's month, restored
-/// only while that month lasts. Refunds of one deduction never exceed it.
+/// only while that month lasts. Refunds of one deduction never exceed it. The
+/// sums name their index: left to itself, the planner walks the account's whole
+/// ledger by its primary key.
 const REFUND: &str = concat!(
     "WITH d AS (
         SELECT l.seq, l.account_id, l.tokens, l.credit_tokens, l.period, l.operation,
                l.project, l.session,
-               (SELECT COALESCE(SUM(r.tokens), 0) FROM ledger r
+               (SELECT COALESCE(SUM(r.tokens), 0) FROM ledger r INDEXED BY ledger_refunds
                 WHERE r.account_id = l.account_id AND r.refund_of = l.seq) AS refunded,
-               (SELECT COALESCE(SUM(r.credit_tokens), 0) FROM ledger r
+               (SELECT COALESCE(SUM(r.credit_tokens), 0) FROM ledger r INDEXED BY ledger_refunds
                 WHERE r.account_id = l.account_id AND r.refund_of = l.seq) AS credit_refunded
         FROM ledger l
         WHERE l.account_id = ?2 AND l.seq = ?1 AND l.kind = 'deduction'
@@ -317,7 +319,7 @@ impl Credits<'_> {
             return Ok(CreditsError::NotFound("deduction"));
         };
         let rows = self.db.execute(
-            "SELECT l.tokens - (SELECT COALESCE(SUM(r.tokens), 0) FROM ledger r
+            "SELECT l.tokens - (SELECT COALESCE(SUM(r.tokens), 0) FROM ledger r INDEXED BY ledger_refunds
                                 WHERE r.account_id = l.account_id AND r.refund_of = l.seq)
              FROM ledger l WHERE l.account_id = ?2 AND l.seq = ?1 AND l.kind = 'deduction'",
             &[Value::Integer(deduction.seq()), account.as_str().into()],
