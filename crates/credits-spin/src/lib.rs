@@ -71,11 +71,7 @@ impl Database for SpinDb {
         if current == durability {
             return Ok(());
         }
-        let pragma = match durability {
-            Durability::Relaxed => "PRAGMA synchronous = NORMAL",
-            Durability::Full => "PRAGMA synchronous = FULL",
-        };
-        match self.execute(pragma, &[]) {
+        match self.execute(durability.sqlite_pragma(), &[]) {
             // A backend that keeps its own durability (remote libSQL) may refuse it.
             Err(e) if e.kind != DbErrorKind::Busy => {}
             other => {

@@ -110,12 +110,8 @@ impl Database for NativeDb {
 
     fn set_durability(&self, durability: Durability) -> Result<(), DbError> {
         if self.durability.get() != durability {
-            let level = match durability {
-                Durability::Relaxed => "NORMAL",
-                Durability::Full => "FULL",
-            };
             self.conn
-                .pragma_update(None, "synchronous", level)
+                .execute_batch(durability.sqlite_pragma())
                 .map_err(classify)?;
             self.durability.set(durability);
         }

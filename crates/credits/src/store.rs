@@ -149,6 +149,17 @@ pub enum Durability {
     Full,
 }
 
+impl Durability {
+    /// The statement that asks a SQLite connection for this durability.
+    #[must_use]
+    pub fn sqlite_pragma(self) -> &'static str {
+        match self {
+            Self::Relaxed => "PRAGMA synchronous = NORMAL",
+            Self::Full => "PRAGMA synchronous = FULL",
+        }
+    }
+}
+
 /// A SQL database: one statement with positional parameters (`?1`, `?2`, ...) per call.
 pub trait Database {
     /// Runs one statement and returns its rows (empty for statements without any).
