@@ -114,6 +114,7 @@ impl Api {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // one table, row by row
 fn statements_per_route() {
     let api = Api::new();
     let (_, created, ..) = api.send(

@@ -11,7 +11,7 @@ use credits_sandbox::SandboxPayments;
 /// What the platform gives one request or tick.
 #[derive(Clone, Copy)]
 pub struct Stores<'a> {
-    /// The source of truth for money (Spin's `default` SQLite database).
+    /// The source of truth for money (Spin's `default` `SQLite` database).
     pub db: &'a dyn Database,
     /// Rebuildable lookups (the account-key cache).
     pub cache: &'a dyn KeyValue,

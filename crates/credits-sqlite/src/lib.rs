@@ -1,6 +1,6 @@
 //! The domain's storage port on `rusqlite`, for native tests, benchmarks and tools.
 //!
-//! A connection is opened the way Spin's SQLite host opens one (`Connection::open`,
+//! A connection is opened the way Spin's `SQLite` host opens one (`Connection::open`,
 //! nothing else), so native figures and behaviour match a deployment: the schema's
 //! migration switches the file to WAL, and the domain asks for durability per write.
 
@@ -67,7 +67,7 @@ pub fn classify(e: rusqlite::Error) -> DbError {
     DbError::new(kind, message)
 }
 
-/// SQLite reports an unknown table or column only in its message (`SQLITE_ERROR`).
+/// `SQLite` reports an unknown table or column only in its message (`SQLITE_ERROR`).
 fn is_missing_schema(message: &str) -> bool {
     message.contains("no such table") || message.contains("no such column")
 }

@@ -7,7 +7,7 @@
 //! the database lacks fails without writing, the service migrates and runs it again
 //! ([`crate::service`]).
 //!
-//! On Spin every request opens a new connection, and SQLite parses the whole schema
+//! On Spin every request opens a new connection, and `SQLite` parses the whole schema
 //! before its first statement, so the schema is kept lean: few objects, short
 //! triggers, and partial indexes that cost nothing for the rows they leave out.
 //!

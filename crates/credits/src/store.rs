@@ -142,7 +142,7 @@ impl DbError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
     /// Survives a crash of the process; the newest commits may be lost to a power
-    /// failure (SQLite: WAL with `synchronous = NORMAL`).
+    /// failure (`SQLite`: WAL with `synchronous = NORMAL`).
     Relaxed,
     /// Survives a power failure, with every commit before it (`synchronous = FULL`,
     /// a new connection's default).
@@ -150,7 +150,7 @@ pub enum Durability {
 }
 
 impl Durability {
-    /// The statement that asks a SQLite connection for this durability.
+    /// The statement that asks a `SQLite` connection for this durability.
     #[must_use]
     pub fn sqlite_pragma(self) -> &'static str {
         match self {
