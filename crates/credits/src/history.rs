@@ -131,6 +131,8 @@ impl Credits<'_> {
                         CASE WHEN a.plan_period = ?2 THEN a.plan_used ELSE 0 END,
                         a.credit_balance, a.payment_method, ",
                 settings_columns!(),
+                ", ",
+                plan_left!(),
                 " FROM accounts a LEFT JOIN auto_recharge s ON s.account_id = a.id WHERE a.id = ?1"
             ),
             &[account.as_str().into(), month.key().into()],
@@ -138,7 +140,9 @@ impl Credits<'_> {
         let row = rows.first().ok_or(CreditsError::NotFound("account"))?;
         let monthly_tokens = row.tokens(1)?;
         let used_tokens = row.tokens(2)?;
-        let remaining_tokens = monthly_tokens.saturating_sub(used_tokens);
+        // What deductions can take now; the same rule as theirs (a clock moved
+        // back behind the newest month with plan use finds none left).
+        let remaining_tokens = row.tokens(13)?;
         let balance_tokens = row.tokens(3)?;
         Ok(AccountSummary {
             account_id: account.clone(),

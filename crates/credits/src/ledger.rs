@@ -117,7 +117,8 @@ const REFUND: &str = concat!(
                         operation, project, session, refund_of, reason,
                         idempotency_key, request_hash, credit_balance_after, created_at)
     SELECT s.account_id, a.ledger_seq + 1, 'refund', s.wanted,
-           CASE WHEN s.period = ?4 THEN s.wanted - s.credit_back ELSE 0 END,
+           CASE WHEN s.period = ?4 AND s.period >= COALESCE(a.plan_period, s.period)
+                THEN s.wanted - s.credit_back ELSE 0 END,
            s.credit_back, s.period, s.operation, s.project, s.session, s.seq, ?5,
            ?6, ?7, a.credit_balance + s.credit_back, ?8
     FROM split s JOIN accounts a ON a.id = s.account_id
@@ -251,7 +252,9 @@ impl Credits<'_> {
     ) -> Result<Replayable<RefundReceipt>> {
         if let Some(deduction) = req.deduction {
             let now = self.now();
-            self.db.set_durability(Durability::Relaxed)?;
+            // Unlike a deduction, a refund lost to a power failure would take back
+            // tokens the customer was told were returned: it waits for the disk.
+            self.db.set_durability(Durability::Full)?;
             let result = self.db.execute(
                 REFUND,
                 &[

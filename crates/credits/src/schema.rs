@@ -44,54 +44,13 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
 
 // Comments stay out of the SQL: the schema's text is parsed on every new connection.
 const V2: &[&str] = &[
+    // The order matters where each statement runs alone (no transaction): every
+    // write names `accounts`, created last, so none can run before the ledger has
+    // its triggers; the guard follows at once.
     // plan_period/plan_used: the allocation used in the newest month with plan use.
     // ledger_seq: the newest ledger entry's seq, naming one balance state.
-    "CREATE TABLE IF NOT EXISTS accounts (
-        id TEXT PRIMARY KEY,
-        plan TEXT NOT NULL,
-        monthly_tokens INTEGER NOT NULL CHECK (monthly_tokens >= 0),
-        key_hash TEXT NOT NULL UNIQUE,
-        payment_method TEXT,
-        credit_balance INTEGER NOT NULL DEFAULT 0 CHECK (credit_balance >= 0),
-        plan_period TEXT,
-        plan_used INTEGER NOT NULL DEFAULT 0 CHECK (plan_used >= 0),
-        ledger_seq INTEGER NOT NULL DEFAULT 0,
-        created_at INTEGER NOT NULL
-    ) WITHOUT ROWID",
     // seq counts 1, 2, 3, ... per account, so an id reveals nothing of other
     // accounts; period is the month whose allocation plan_tokens belong to.
-    "CREATE TABLE IF NOT EXISTS ledger (
-        account_id TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        kind TEXT NOT NULL CHECK (kind IN ('purchase', 'deduction', 'refund')),
-        tokens INTEGER NOT NULL CHECK (tokens > 0),
-        plan_tokens INTEGER NOT NULL CHECK (plan_tokens >= 0),
-        credit_tokens INTEGER NOT NULL CHECK (credit_tokens >= 0),
-        period TEXT,
-        purchase_id TEXT,
-        source TEXT,
-        pack TEXT,
-        amount_cents INTEGER,
-        operation TEXT,
-        project TEXT,
-        session TEXT,
-        refund_of INTEGER,
-        reason TEXT,
-        idempotency_key TEXT,
-        request_hash TEXT,
-        credit_balance_after INTEGER NOT NULL CHECK (credit_balance_after >= 0),
-        plan_remaining_after INTEGER,
-        created_at INTEGER NOT NULL,
-        PRIMARY KEY (account_id, seq),
-        CHECK (kind <> 'deduction' OR plan_tokens + credit_tokens = tokens),
-        CHECK (kind <> 'refund' OR plan_tokens + credit_tokens <= tokens),
-        CHECK (kind <> 'purchase' OR (credit_tokens = tokens AND plan_tokens = 0))
-    ) WITHOUT ROWID",
-    "CREATE INDEX IF NOT EXISTS ledger_by_kind ON ledger (account_id, kind, seq)",
-    "CREATE INDEX IF NOT EXISTS ledger_by_project ON ledger (account_id, project, seq)",
-    "CREATE INDEX IF NOT EXISTS ledger_by_time ON ledger (account_id, created_at)",
-    "CREATE INDEX IF NOT EXISTS ledger_refunds
-        ON ledger (account_id, refund_of) WHERE refund_of IS NOT NULL",
     // Outside the ledger, so that a conflict on a key can never delete an entry.
     // answer_tokens: what the first answer counted beyond its entry (a recharge).
     "CREATE TABLE IF NOT EXISTS ledger_keys (
@@ -156,18 +115,44 @@ const V2: &[&str] = &[
         last_error_at INTEGER,
         CHECK (enabled = 0 OR (pack IS NOT NULL AND threshold_tokens IS NOT NULL))
     ) WITHOUT ROWID",
+    // Plan tokens count in their month; a month before the newest with plan use
+    // is over: its deductions (a late hold) and refunds change nothing now.
+    "CREATE TABLE IF NOT EXISTS ledger (
+        account_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('purchase', 'deduction', 'refund')),
+        tokens INTEGER NOT NULL CHECK (tokens > 0),
+        plan_tokens INTEGER NOT NULL CHECK (plan_tokens >= 0),
+        credit_tokens INTEGER NOT NULL CHECK (credit_tokens >= 0),
+        period TEXT,
+        purchase_id TEXT,
+        source TEXT,
+        pack TEXT,
+        amount_cents INTEGER,
+        operation TEXT,
+        project TEXT,
+        session TEXT,
+        refund_of INTEGER,
+        reason TEXT,
+        idempotency_key TEXT,
+        request_hash TEXT,
+        credit_balance_after INTEGER NOT NULL CHECK (credit_balance_after >= 0),
+        plan_remaining_after INTEGER,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (account_id, seq),
+        CHECK (kind <> 'deduction' OR plan_tokens + credit_tokens = tokens),
+        CHECK (kind <> 'refund' OR plan_tokens + credit_tokens <= tokens),
+        CHECK (kind <> 'purchase' OR (credit_tokens = tokens AND plan_tokens = 0))
+    ) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS ledger_by_kind ON ledger (account_id, kind, seq)",
+    "CREATE INDEX IF NOT EXISTS ledger_by_project ON ledger (account_id, project, seq)",
+    "CREATE INDEX IF NOT EXISTS ledger_by_time ON ledger (account_id, created_at)",
+    "CREATE INDEX IF NOT EXISTS ledger_refunds
+        ON ledger (account_id, refund_of) WHERE refund_of IS NOT NULL",
     "CREATE TRIGGER IF NOT EXISTS ledger_no_update BEFORE UPDATE ON ledger
      BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END",
     "CREATE TRIGGER IF NOT EXISTS ledger_no_delete BEFORE DELETE ON ledger
      BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END",
-    "CREATE TRIGGER IF NOT EXISTS accounts_balance_follows_ledger
-     BEFORE UPDATE OF credit_balance, plan_used, plan_period, ledger_seq ON accounts
-     WHEN NEW.ledger_seq IS NOT OLD.ledger_seq + 1
-       OR NEW.credit_balance IS NOT (SELECT credit_balance_after FROM ledger
-                                     WHERE account_id = NEW.id AND seq = NEW.ledger_seq)
-     BEGIN SELECT RAISE(ABORT, 'balances move only with the next ledger entry'); END",
-    // Plan tokens count in their month; a month before the newest with plan use
-    // is over: its deductions (a late hold) and refunds change nothing now.
     "CREATE TRIGGER IF NOT EXISTS ledger_applies AFTER INSERT ON ledger
      BEGIN
         UPDATE accounts SET
@@ -213,6 +198,24 @@ const V2: &[&str] = &[
             last_error_at = NEW.updated_at
         WHERE account_id = NEW.account_id;
      END",
+    "CREATE TABLE IF NOT EXISTS accounts (
+        id TEXT PRIMARY KEY,
+        plan TEXT NOT NULL,
+        monthly_tokens INTEGER NOT NULL CHECK (monthly_tokens >= 0),
+        key_hash TEXT NOT NULL UNIQUE,
+        payment_method TEXT,
+        credit_balance INTEGER NOT NULL DEFAULT 0 CHECK (credit_balance >= 0),
+        plan_period TEXT,
+        plan_used INTEGER NOT NULL DEFAULT 0 CHECK (plan_used >= 0),
+        ledger_seq INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL
+    ) WITHOUT ROWID",
+    "CREATE TRIGGER IF NOT EXISTS accounts_balance_follows_ledger
+     BEFORE UPDATE OF credit_balance, plan_used, plan_period, ledger_seq ON accounts
+     WHEN NEW.ledger_seq IS NOT OLD.ledger_seq + 1
+       OR NEW.credit_balance IS NOT (SELECT credit_balance_after FROM ledger
+                                     WHERE account_id = NEW.id AND seq = NEW.ledger_seq)
+     BEGIN SELECT RAISE(ABORT, 'balances move only with the next ledger entry'); END",
 ];
 
 /// The newest schema version this build knows.
@@ -239,12 +242,26 @@ pub fn migrate(db: &dyn Database) -> Result<(), DbError> {
         ));
     }
     for migration in MIGRATIONS.iter().filter(|m| m.version > applied) {
-        for statement in migration.statements {
-            db.execute(statement, &[])?;
+        // Where the backend has transactions, the new schema appears at once: no
+        // writer may see the ledger before its triggers. Where each statement runs
+        // alone, the order of the statements keeps that window shut (see `V2`).
+        let atomic = db.execute("BEGIN IMMEDIATE", &[]).is_ok();
+        let applied = migration
+            .statements
+            .iter()
+            .try_for_each(|statement| db.execute(statement, &[]).map(drop));
+        if let Err(e) = applied {
+            if atomic {
+                let _ = db.execute("ROLLBACK", &[]);
+            }
+            return Err(e);
         }
         // Without user_version (a remote backend), the next migration re-runs the
         // statements, which change nothing the second time.
         let _ = db.execute(migration.mark, &[]);
+        if atomic {
+            db.execute("COMMIT", &[])?;
+        }
     }
     Ok(())
 }

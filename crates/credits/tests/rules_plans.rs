@@ -88,3 +88,31 @@ fn moving_to_free_disables_auto_recharge() {
     assert_eq!(w.balance(&acme), 0);
     w.assert_books_balance();
 }
+
+#[test]
+fn a_clock_moved_back_behind_the_newest_month_with_plan_use_finds_no_plan_tokens() {
+    let w = World::new();
+    let acme = w.account("acme", Plan::Pro);
+    let november = deduct(&w, &acme, 1_000);
+    w.clock.set("2026-12-05T10:00:00Z");
+    deduct(&w, &acme, 2_000);
+    // Back in November (only a test clock can go there): the month is over, so
+    // the summary, deductions and refunds all agree that no plan tokens are left
+    // and none come back.
+    w.clock.set("2026-11-28T10:00:00Z");
+    let s = w.credits_with(|c| c.summary(&acme)).unwrap();
+    assert_eq!((s.plan.remaining_tokens, s.available_tokens), (0, 0));
+    assert_eq!(
+        refused(w.credits_with(|c| c.deduct(&deduction(&acme, 1, None), None))),
+        "InsufficientBalance"
+    );
+    let back = w
+        .credits_with(|c| c.refund(&support::refund(&acme, &november, None), None))
+        .unwrap()
+        .value
+        .transaction;
+    assert_eq!(support::split(&back), (1_000, 0, 0));
+    w.clock.set("2026-12-05T11:00:00Z");
+    assert_eq!(w.plan_remaining(&acme), 2_000_000 - 2_000);
+    w.assert_books_balance();
+}
