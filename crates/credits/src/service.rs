@@ -87,8 +87,15 @@ impl Storage<'_> {
         loop {
             match self.db.execute(sql, params) {
                 Err(e) if e.kind == DbErrorKind::MissingSchema && !migrated => {
-                    schema::migrate(self.db)?;
-                    migrated = true;
+                    match schema::migrate(self.db) {
+                        Ok(()) => migrated = true,
+                        // Another instance is migrating: wait, then try again.
+                        Err(e) if e.kind == DbErrorKind::Busy && busy < BUSY_RETRIES => {
+                            busy += 1;
+                            std::thread::sleep(BUSY_PAUSE);
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
                 Err(e) if e.kind == DbErrorKind::Busy && busy < BUSY_RETRIES => {
                     busy += 1;
