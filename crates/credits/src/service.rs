@@ -68,10 +68,19 @@ impl<'a> Credits<'a> {
     }
 }
 
-/// How long a statement keeps retrying while other writers hold the database,
-/// beyond what the backend itself waits.
-const BUSY_RETRIES: u32 = 20;
-const BUSY_PAUSE: Duration = Duration::from_millis(5);
+/// How a statement waits for other writers beyond what the backend itself waits:
+/// short pauses that double up to a cap, about two seconds in all. A backend may
+/// report busy at once where waiting could deadlock (two rollback-journal writers,
+/// or a migration beside a first write), and those clear in milliseconds.
+const BUSY_RETRIES: u32 = 40;
+const BUSY_FIRST_PAUSE: Duration = Duration::from_millis(2);
+const BUSY_MAX_PAUSE: Duration = Duration::from_millis(50);
+
+fn busy_pause(attempt: u32) -> Duration {
+    BUSY_FIRST_PAUSE
+        .saturating_mul(1 << attempt.min(5))
+        .min(BUSY_MAX_PAUSE)
+}
 
 /// The database as the rules use it: a statement that finds the schema older
 /// than it needs migrates it and runs again, and one that finds the database
@@ -91,15 +100,15 @@ impl Storage<'_> {
                         Ok(()) => migrated = true,
                         // Another instance is migrating: wait, then try again.
                         Err(e) if e.kind == DbErrorKind::Busy && busy < BUSY_RETRIES => {
+                            std::thread::sleep(busy_pause(busy));
                             busy += 1;
-                            std::thread::sleep(BUSY_PAUSE);
                         }
                         Err(e) => return Err(e),
                     }
                 }
                 Err(e) if e.kind == DbErrorKind::Busy && busy < BUSY_RETRIES => {
+                    std::thread::sleep(busy_pause(busy));
                     busy += 1;
-                    std::thread::sleep(BUSY_PAUSE);
                 }
                 result => return result,
             }
