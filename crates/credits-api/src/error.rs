@@ -53,6 +53,8 @@ impl ApiError {
                 CreditsError::AccountExists(_) => ("conflict", 409),
                 CreditsError::IdempotencyKeyReused => ("idempotency_conflict", 409),
                 CreditsError::RefundExceedsDeduction { .. } => ("refund_exceeds_deduction", 409),
+                CreditsError::HoldNotHeld(_) => ("conflict", 409),
+                CreditsError::HoldExceeded { .. } => ("hold_exceeded", 409),
                 CreditsError::Storage(_)
                 | CreditsError::ProviderUnavailable(_)
                 | CreditsError::Internal(_) => ("internal_error", 500),

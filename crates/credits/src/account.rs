@@ -47,9 +47,10 @@ impl Credits<'_> {
     pub fn create_account(&self, account: &AccountId, plan: Plan) -> Result<CreatedAccount> {
         let api_key = format!("ck_{}", random_hex(32)?);
         let rows = self.db.execute(
+            // Not `ON CONFLICT DO NOTHING`: the schema refuses any insert over an
+            // existing account (`accounts_start_empty`) before a conflict clause runs.
             "INSERT INTO accounts (id, plan, monthly_tokens, key_hash, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (id) DO NOTHING
+             SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (SELECT 1 FROM accounts WHERE id = ?1)
              RETURNING id",
             &[
                 account.as_str().into(),

@@ -52,6 +52,22 @@ const CHECKS: &[(&str, &str)] = &[
                WHERE p.id = l.purchase_id AND p.account_id = l.account_id AND p.granted_seq = l.seq)",
     ),
     (
+        "a hold is settled for tokens by exactly one deduction of its own",
+        "SELECT 'hold ' || h.id || ' ' || h.status || ' settled by entry ' || COALESCE(h.settled_seq, '-')
+         FROM holds h
+         WHERE (h.status = 'settled' AND h.settled_tokens > 0) <> EXISTS (
+               SELECT 1 FROM ledger l
+               WHERE l.account_id = h.account_id AND l.seq = h.settled_seq AND l.hold_id = h.id
+                 AND l.kind = 'deduction' AND l.tokens = h.settled_tokens
+                 AND l.plan_tokens <= h.plan_tokens)
+         UNION ALL
+         SELECT 'entry ' || l.account_id || '/' || l.seq || ' settles ' || l.hold_id
+         FROM ledger l
+         WHERE l.hold_id IS NOT NULL AND NOT EXISTS (
+               SELECT 1 FROM holds h
+               WHERE h.account_id = l.account_id AND h.id = l.hold_id AND h.settled_seq = l.seq)",
+    ),
+    (
         "each account's entries are numbered 1, 2, 3, ... up to its ledger_seq",
         "SELECT a.id || ': ledger_seq ' || a.ledger_seq || ', ' || COUNT(l.seq) || ' entries up to '
                 || COALESCE(MAX(l.seq), 0)

@@ -135,6 +135,20 @@ impl Plan {
 mod tests {
     use super::*;
 
+    /// The schema refuses an allocation other than the plan's; it names them too.
+    #[test]
+    fn the_schema_knows_each_plans_allocation() {
+        let schema = crate::schema::MIGRATIONS
+            .iter()
+            .flat_map(|m| m.statements.iter())
+            .find(|s| s.contains("accounts_follow_ledger BEFORE UPDATE"))
+            .expect("the accounts guard");
+        for plan in [Plan::Free, Plan::Pro, Plan::Team] {
+            let case = format!("WHEN '{}' THEN {}", plan.name(), plan.monthly_tokens());
+            assert!(schema.contains(&case), "{case}");
+        }
+    }
+
     #[test]
     fn packs_match_the_catalog() {
         let rows: Vec<_> = Pack::ALL

@@ -31,6 +31,11 @@ pub enum CreditsError {
     IdempotencyKeyReused,
     #[error("{requested} tokens exceed the {refundable} tokens left to refund on this deduction")]
     RefundExceedsDeduction { requested: u64, refundable: u64 },
+    /// The hold was settled, voided or expired already.
+    #[error("this hold is {0}, no longer held")]
+    HoldNotHeld(&'static str),
+    #[error("{requested} tokens exceed the {held} tokens this hold holds")]
+    HoldExceeded { requested: u64, held: u64 },
     /// Storage failed; the statement that failed changed nothing.
     #[error("storage: {0}")]
     Storage(#[from] DbError),

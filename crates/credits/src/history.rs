@@ -4,13 +4,13 @@
 use serde::Serialize;
 
 use crate::error::{CreditsError, Result};
+use crate::hold::Held;
 use crate::ids::{AccountId, TransactionId};
 use crate::purchase::CreditBalance;
 use crate::recharge::{RechargeSettingsView, settings_columns, settings_view};
 use crate::service::Credits;
 use crate::store::Value;
 use crate::time::Timestamp;
-use crate::tokens;
 use crate::transaction::{Transaction, TransactionKind, tx_columns};
 
 /// Page size bounds of the history.
@@ -34,7 +34,11 @@ pub struct AccountSummary {
     pub account_id: AccountId,
     pub plan: PlanUsage,
     pub credits: CreditBalance,
+    /// Plan remainder plus credits, less what live holds reserve.
     pub available_tokens: u64,
+    /// What live holds reserve (plan and credit parts; a hold's plan part only in
+    /// the month it was made).
+    pub held_tokens: u64,
     pub auto_recharge: RechargeSettingsView,
     /// Extension: the saved payment method, so the dashboard can show it.
     pub payment_method: Option<String>,
@@ -124,7 +128,8 @@ const PAGE_BY_KIND_AND_PROJECT: &str = concat!(
 impl Credits<'_> {
     /// Plan, credits, availability and auto-recharge settings.
     pub fn summary(&self, account: &AccountId) -> Result<AccountSummary> {
-        let month = self.now().month();
+        let now = self.now();
+        let month = now.month();
         let rows = self.db.execute(
             concat!(
                 "SELECT a.plan, a.monthly_tokens,
@@ -133,9 +138,16 @@ impl Credits<'_> {
                 settings_columns!(),
                 ", ",
                 plan_left!(),
-                " FROM accounts a LEFT JOIN auto_recharge s ON s.account_id = a.id WHERE a.id = ?1"
+                ", held.plan_held, held.credit_held
+                 FROM accounts a LEFT JOIN auto_recharge s ON s.account_id = a.id, (",
+                held!("?1", "?3"),
+                ") AS held WHERE a.id = ?1"
             ),
-            &[account.as_str().into(), month.key().into()],
+            &[
+                account.as_str().into(),
+                month.key().into(),
+                Value::Integer(now.millis()),
+            ],
         )?;
         let row = rows.first().ok_or(CreditsError::NotFound("account"))?;
         let monthly_tokens = row.tokens(1)?;
@@ -144,6 +156,10 @@ impl Credits<'_> {
         // back behind the newest month with plan use finds none left).
         let remaining_tokens = row.tokens(13)?;
         let balance_tokens = row.tokens(3)?;
+        let held = Held {
+            plan: row.tokens(14)?,
+            credit: row.tokens(15)?,
+        };
         Ok(AccountSummary {
             account_id: account.clone(),
             plan: PlanUsage {
@@ -155,26 +171,36 @@ impl Credits<'_> {
                 period_end: month.end(),
             },
             credits: CreditBalance { balance_tokens },
-            available_tokens: tokens::add(remaining_tokens, balance_tokens)?,
+            available_tokens: held.available(remaining_tokens, balance_tokens),
+            held_tokens: held.reserved(remaining_tokens, balance_tokens),
             auto_recharge: settings_view(row, 5)?,
             payment_method: row.opt_text(4)?.map(str::to_owned),
         })
     }
 
-    /// Plan remainder plus credits, right now.
+    /// Plan remainder plus credits, less what live holds reserve, right now.
     pub fn available_tokens(&self, account: &AccountId) -> Result<u64> {
+        let now = self.now();
         let rows = self.db.execute(
             concat!(
                 "SELECT ",
                 plan_left!(),
-                " + credit_balance FROM accounts WHERE id = ?1"
+                ", credit_balance, held.plan_held, held.credit_held FROM accounts, (",
+                held!("?1", "?3"),
+                ") AS held WHERE id = ?1"
             ),
-            &[account.as_str().into(), self.now().month().key().into()],
+            &[
+                account.as_str().into(),
+                now.month().key().into(),
+                Value::Integer(now.millis()),
+            ],
         )?;
-        rows.first()
-            .ok_or(CreditsError::NotFound("account"))?
-            .tokens(0)
-            .map_err(Into::into)
+        let row = rows.first().ok_or(CreditsError::NotFound("account"))?;
+        let held = Held {
+            plan: row.tokens(2)?,
+            credit: row.tokens(3)?,
+        };
+        Ok(held.available(row.tokens(0)?, row.tokens(1)?))
     }
 
     /// The summary with one page of history.

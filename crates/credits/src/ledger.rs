@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use crate::error::{CreditsError, Result};
+use crate::hold::Held;
 use crate::idempotency::{Idempotency, Written, written_or_replayed};
 use crate::ids::{AccountId, TransactionId};
 use crate::labels::{Operation, Reason, Resource};
@@ -49,9 +50,10 @@ pub struct RefundReceipt {
     pub transaction: Transaction,
 }
 
-/// Plan allocation first, then credits; all or nothing. The `WHERE` refuses an
-/// overdraft (the schema would refuse it again). It returns the auto-recharge
-/// threshold too, so a deduction that sets nothing off is this one statement.
+/// Plan allocation first, then credits, net of what live holds reserve; all or
+/// nothing. The `WHERE` refuses an overdraft (the schema would refuse it again).
+/// It returns the auto-recharge threshold and the holds too, so a deduction that
+/// sets nothing off is this one statement.
 const DEDUCT: &str = concat!(
     "WITH state AS (
         SELECT id AS account_id, credit_balance AS credits, ledger_seq AS last_seq,
@@ -59,8 +61,11 @@ const DEDUCT: &str = concat!(
     plan_left!(),
     " AS plan_left
         FROM accounts WHERE id = ?1
-    ), split AS (
-        SELECT *, MIN(?3, plan_left) AS plan_part FROM state
+    ), held AS (",
+    held!("?1", "?9"),
+    "), split AS (
+        SELECT state.*, held.credit_held, MIN(?3, MAX(0, plan_left - held.plan_held)) AS plan_part
+        FROM state, held
     )
     INSERT INTO ledger (account_id, seq, kind, tokens, plan_tokens, credit_tokens, period,
                         operation, project, session, idempotency_key, request_hash,
@@ -69,12 +74,18 @@ const DEDUCT: &str = concat!(
            ?4, ?5, ?6, ?7, ?8,
            credits - (?3 - plan_part), plan_left - plan_part, ?9
     FROM split
-    WHERE ?3 - plan_part <= credits
+    WHERE ?3 - plan_part <= credits - credit_held
     RETURNING ",
     tx_columns!(),
     ", credit_balance_after, plan_remaining_after,
        (SELECT threshold_tokens FROM auto_recharge r
-        WHERE r.account_id = ledger.account_id AND r.enabled = 1)"
+        WHERE r.account_id = ledger.account_id AND r.enabled = 1),
+       (SELECT plan_held FROM (",
+    held!("?1", "?9"),
+    ")),
+       (SELECT credit_held FROM (",
+    held!("?1", "?9"),
+    "))"
 );
 
 /// The entry an idempotency key of this account and kind wrote.
@@ -186,9 +197,17 @@ impl Credits<'_> {
         let credits_after = row.tokens(TX_COLUMN_COUNT)?;
         let plan_after = row.tokens(TX_COLUMN_COUNT + 1)?;
         let threshold = row.opt_int(TX_COLUMN_COUNT + 2)?;
-        let mut available_tokens = tokens::add(credits_after, plan_after)?;
-        let below_threshold =
-            threshold.is_some_and(|t| i64::try_from(credits_after).is_ok_and(|c| c < t));
+        let held = Held {
+            plan: row.tokens(TX_COLUMN_COUNT + 3)?,
+            credit: row.tokens(TX_COLUMN_COUNT + 4)?,
+        };
+        let mut available_tokens = held.available(plan_after, credits_after);
+        // Beyond the entry's own figures, the answer counts the holds and any
+        // recharge; a replay must say the same.
+        let mut beyond_entry = held.beyond_entry(plan_after, credits_after);
+        let below_threshold = threshold.is_some_and(|t| {
+            i64::try_from(credits_after.saturating_sub(held.credit)).is_ok_and(|c| c < t)
+        });
         // The deduction is written; a recharge that fails here is retried by the
         // next evaluation and must not turn this success into an error.
         if below_threshold
@@ -196,20 +215,23 @@ impl Credits<'_> {
                 self.evaluate_recharge(&req.account, Some(transaction.id()))
         {
             available_tokens = tokens::add(available_tokens, granted)?;
-            if let Some(idem) = idem {
-                // A replay answers what this answer says. Should this fail, a
-                // replay leaves the recharge out, as if it had not finished yet.
-                let _ = self.db.execute(
-                    "UPDATE ledger_keys SET answer_tokens = ?4
-                     WHERE account_id = ?1 AND kind = 'deduction' AND key = ?2 AND seq = ?3",
-                    &[
-                        req.account.as_str().into(),
-                        idem.key.as_str().into(),
-                        Value::Integer(transaction.id().seq()),
-                        Value::Integer(tokens::to_sql(granted)?),
-                    ],
-                );
-            }
+            beyond_entry += i64::try_from(granted).unwrap_or(i64::MAX);
+        }
+        if beyond_entry != 0
+            && let Some(idem) = idem
+        {
+            // A replay answers what this answer says. Should this fail, a replay
+            // counts the entry alone, as if nothing else had happened yet.
+            let _ = self.db.execute(
+                "UPDATE ledger_keys SET answer_tokens = ?4
+                 WHERE account_id = ?1 AND kind = 'deduction' AND key = ?2 AND seq = ?3",
+                &[
+                    req.account.as_str().into(),
+                    idem.key.as_str().into(),
+                    Value::Integer(transaction.id().seq()),
+                    Value::Integer(beyond_entry),
+                ],
+            );
         }
         Ok(Replayable::fresh(DeductionReceipt {
             transaction,
@@ -236,10 +258,11 @@ impl Credits<'_> {
         check_fingerprint(row, TX_COLUMN_COUNT + 2, idem)?;
         let credits_after = row.tokens(TX_COLUMN_COUNT)?;
         let plan_after = row.tokens(TX_COLUMN_COUNT + 1)?;
-        let recharged = row.tokens(TX_COLUMN_COUNT + 3)?;
+        let beyond_entry = row.int(TX_COLUMN_COUNT + 3)?;
+        let entry = i64::try_from(tokens::add(credits_after, plan_after)?).unwrap_or(i64::MAX);
         Ok(Some(DeductionReceipt {
             transaction: Transaction::from_row(row)?,
-            available_tokens: tokens::add(tokens::add(credits_after, plan_after)?, recharged)?,
+            available_tokens: u64::try_from(entry.saturating_add(beyond_entry)).unwrap_or(0),
         }))
     }
 

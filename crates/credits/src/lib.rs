@@ -1,4 +1,4 @@
-//! Prepaid AI-token credits: plans, packs, ledger, refunds and auto-recharge.
+//! Prepaid AI-token credits: plans, packs, ledger, refunds, holds and auto-recharge.
 //!
 //! The business rules of the product, with no Spin in sight: storage, payments and
 //! time come in through small ports ([`Database`], [`KeyValue`],
@@ -14,6 +14,7 @@ mod catalog;
 mod clock;
 mod error;
 mod history;
+mod hold;
 mod idempotency;
 mod ids;
 mod labels;
@@ -35,6 +36,10 @@ pub use catalog::{Pack, PackListing, Plan};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{CreditsError, Result};
 pub use history::{AccountSummary, HistoryPage, HistoryQuery, PlanUsage, Statement};
+pub use hold::{
+    Hold, HoldDetails, HoldId, HoldLifetime, HoldReceipt, HoldRequest, HoldStatus, SettleReceipt,
+    SettledTokens, VoidReceipt,
+};
 pub use idempotency::{Idempotency, IdempotencyKey, fingerprint};
 pub use ids::{AccountId, TransactionId};
 pub use labels::{Operation, Reason, Resource};

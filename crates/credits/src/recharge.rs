@@ -141,18 +141,29 @@ pub(crate) fn settings_view(row: &Row, at: usize) -> Result<RechargeSettingsView
     })
 }
 
-const EVALUATE: &str = "INSERT INTO purchases (id, account_id, source, pack, tokens, amount_cents, payment_method,
+/// The credit balance the threshold is compared with: net of held credit tokens.
+macro_rules! net_credits {
+    ($now:literal) => {
+        concat!("a.credit_balance - ", credit_held!("a.id", $now))
+    };
+}
+
+const EVALUATE: &str = concat!(
+    "INSERT INTO purchases (id, account_id, source, pack, tokens, amount_cents, payment_method,
                             status, crossing, triggered_by, period, created_at, updated_at)
      SELECT ?1, a.id, 'auto_recharge', s.pack, s.pack_tokens, s.pack_price_cents, a.payment_method,
             'pending', a.ledger_seq, ?3, ?4, ?5, ?5
      FROM accounts a JOIN auto_recharge s ON s.account_id = a.id
      WHERE a.id = ?2 AND s.enabled = 1 AND a.plan <> 'free' AND a.payment_method IS NOT NULL
-       AND a.credit_balance < s.threshold_tokens
+       AND ",
+    net_credits!("?5"),
+    " < s.threshold_tokens
        AND (s.retry_after IS NULL OR s.retry_after <= ?5)
        AND (SELECT COALESCE(SUM(p.amount_cents), 0) FROM purchases p
             WHERE p.account_id = a.id AND p.source = 'auto_recharge'
               AND p.period = ?4 AND p.status <> 'failed') + s.pack_price_cents <= s.monthly_limit_cents
-     RETURNING id, payment_method, amount_cents, tokens";
+     RETURNING id, payment_method, amount_cents, tokens"
+);
 
 impl Credits<'_> {
     /// The auto-recharge settings (defaults before the first `PUT`).
@@ -262,10 +273,17 @@ impl Credits<'_> {
     /// Why an evaluation bought nothing: not needed, or skipped.
     fn unbought(&self, account: &AccountId) -> Result<RechargeOutcome> {
         let rows = self.db.execute(
-            "SELECT a.credit_balance < s.threshold_tokens FROM accounts a
-             JOIN auto_recharge s ON s.account_id = a.id
-             WHERE a.id = ?1 AND s.enabled = 1",
-            &[account.as_str().into()],
+            concat!(
+                "SELECT ",
+                net_credits!("?2"),
+                " < s.threshold_tokens FROM accounts a
+                 JOIN auto_recharge s ON s.account_id = a.id
+                 WHERE a.id = ?1 AND s.enabled = 1"
+            ),
+            &[
+                account.as_str().into(),
+                Value::Integer(self.now().millis()),
+            ],
         )?;
         let below = rows.first().map(|r| r.int(0)).transpose()? == Some(1);
         Ok(if below {
@@ -275,16 +293,23 @@ impl Credits<'_> {
         })
     }
 
-    /// The scheduled evaluation: finishes stale purchases, then evaluates every
-    /// account with auto-recharge enabled. One account's failure (provider down, a
-    /// storage error) lands it in `failed` and never stops the others.
+    /// The scheduled evaluation: finishes stale purchases, records expired holds,
+    /// then evaluates every account with auto-recharge enabled. One account's
+    /// failure (provider down, a storage error) lands it in `failed` and never
+    /// stops the others.
     pub fn recharge_check(&self) -> Result<RechargeReport> {
         self.settle_stale_purchases(self.now().plus_millis(-STALE_PURCHASE_MILLIS))?;
+        // Bookkeeping only: an expired hold reserves nothing whether marked or not.
+        let _ = self.expire_holds();
         let rows = self.db.execute(
-            "SELECT s.account_id, a.credit_balance < s.threshold_tokens
-             FROM auto_recharge s JOIN accounts a ON a.id = s.account_id
-             WHERE s.enabled = 1 ORDER BY s.account_id",
-            &[],
+            concat!(
+                "SELECT s.account_id, ",
+                net_credits!("?1"),
+                " < s.threshold_tokens
+                 FROM auto_recharge s JOIN accounts a ON a.id = s.account_id
+                 WHERE s.enabled = 1 ORDER BY s.account_id"
+            ),
+            &[Value::Integer(self.now().millis())],
         )?;
         let mut report = RechargeReport {
             checked: rows.len() as u64,

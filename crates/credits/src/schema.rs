@@ -22,25 +22,49 @@
 //!   entry never repeats, so no `INSERT OR REPLACE` can delete an entry;
 //! - a purchase entry needs its pending purchase, which it completes: one grant
 //!   per purchase; one pending auto-recharge per account;
-//! - idempotency keys are unique per account and route.
+//! - idempotency keys are unique per account and route;
+//! - a deduction that settles a hold needs that hold live and large enough, and
+//!   ends it: a hold is settled at most once.
 
 use crate::store::{Database, DbError, DbErrorKind};
 
 /// One schema version: statements that each may run alone, any number of times.
 pub struct Migration {
     pub version: i64,
+    /// Columns added to tables of earlier versions, before the statements.
+    pub columns: &'static [NewColumn],
     pub statements: &'static [&'static str],
     /// `PRAGMA user_version = <version>` (a pragma takes no parameters).
     pub mark: &'static str,
 }
 
+/// A column added to an existing table. `ALTER TABLE ... ADD COLUMN` has no
+/// `IF NOT EXISTS`, so whether the column is there is asked with `probe`.
+pub struct NewColumn {
+    /// A statement that fails only while the column is missing.
+    pub probe: &'static str,
+    pub add: &'static str,
+}
+
 /// All migrations, oldest first. Version 1 was the pre-release schema; a database
 /// still on it is refused (see [`migrate`]).
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 2,
-    statements: V2,
-    mark: "PRAGMA user_version = 2",
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 2,
+        columns: &[],
+        statements: V2,
+        mark: "PRAGMA user_version = 2",
+    },
+    Migration {
+        version: 3,
+        columns: &[NewColumn {
+            probe: "SELECT hold_id FROM ledger LIMIT 0",
+            add: "ALTER TABLE ledger ADD COLUMN hold_id TEXT",
+        }],
+        statements: V3,
+        mark: "PRAGMA user_version = 3",
+    },
+];
 
 // Comments stay out of the SQL: the schema's text is parsed on every new connection.
 const V2: &[&str] = &[
@@ -52,7 +76,8 @@ const V2: &[&str] = &[
     // seq counts 1, 2, 3, ... per account, so an id reveals nothing of other
     // accounts; period is the month whose allocation plan_tokens belong to.
     // Outside the ledger, so that a conflict on a key can never delete an entry.
-    // answer_tokens: what the first answer counted beyond its entry (a recharge).
+    // answer_tokens: what the first answer counted beyond its entry: a recharge it
+    // set off, less what holds reserved (so it may be negative).
     "CREATE TABLE IF NOT EXISTS ledger_keys (
         account_id TEXT NOT NULL,
         kind TEXT NOT NULL,
@@ -218,6 +243,136 @@ const V2: &[&str] = &[
      BEGIN SELECT RAISE(ABORT, 'balances move only with the next ledger entry'); END",
 ];
 
+// Token holds, and the guards that refuse money moved outside the ledger by SQL
+// a future bug might run. `holds` comes last among what writes need: every
+// statement that writes a hold or settles one names it, so none runs before the
+// trigger that ends a hold with its entry. Each guard is a trigger that RAISEs,
+// since a conflict clause (`OR IGNORE`, `OR REPLACE`) can skip a CHECK but never
+// a RAISE.
+const V3: &[&str] = &[
+    // Every entry has its account; a refund returns at most what its deduction has
+    // left, each part to where it came from; plan tokens belong to the entry's
+    // month or an earlier one, and those of an ended month are taken only by
+    // settling a hold made in it.
+    "CREATE TRIGGER IF NOT EXISTS ledger_entry_rules BEFORE INSERT ON ledger
+     BEGIN
+        SELECT RAISE(ABORT, 'an entry needs its account')
+        WHERE NOT EXISTS (SELECT 1 FROM accounts WHERE id = NEW.account_id);
+        SELECT RAISE(ABORT, 'a refund returns at most what its deduction has left')
+        WHERE NEW.kind = 'refund' AND NOT EXISTS (
+            SELECT 1 FROM ledger d
+            WHERE d.account_id = NEW.account_id AND d.seq = NEW.refund_of AND d.kind = 'deduction'
+              AND (SELECT NEW.tokens + COALESCE(SUM(r.tokens), 0) <= d.tokens
+                          AND NEW.credit_tokens + COALESCE(SUM(r.credit_tokens), 0) <= d.credit_tokens
+                          AND NEW.plan_tokens + COALESCE(SUM(r.plan_tokens), 0) <= d.plan_tokens
+                   FROM ledger r
+                   WHERE r.account_id = d.account_id AND r.refund_of = d.seq));
+        SELECT RAISE(ABORT, 'an entry never takes plan tokens of a month after its own time')
+        WHERE NEW.period > strftime('%Y-%m', NEW.created_at / 1000, 'unixepoch');
+        SELECT RAISE(ABORT, 'plan tokens of an ended month are taken only by settling its hold')
+        WHERE NEW.kind = 'deduction' AND NEW.plan_tokens > 0 AND NEW.hold_id IS NULL
+          AND NEW.period < (SELECT plan_period FROM accounts WHERE id = NEW.account_id);
+     END",
+    // Replaces accounts_balance_follows_ledger (dropped below): also an account
+    // keeps its id, its allocation is its plan's (the catalog of API.md; see
+    // `catalog::tests`), its plan use is never negative and never rises above the
+    // allocation (a plan moved down may leave it above; it then only falls).
+    "CREATE TRIGGER IF NOT EXISTS accounts_follow_ledger BEFORE UPDATE ON accounts
+     WHEN NEW.id IS NOT OLD.id
+       OR (NEW.monthly_tokens IS NOT OLD.monthly_tokens AND NEW.monthly_tokens IS NOT
+           CASE NEW.plan WHEN 'free' THEN 100000 WHEN 'pro' THEN 2000000
+                         WHEN 'team' THEN 10000000 END)
+       OR ((NEW.credit_balance IS NOT OLD.credit_balance OR NEW.plan_used IS NOT OLD.plan_used
+            OR NEW.plan_period IS NOT OLD.plan_period OR NEW.ledger_seq IS NOT OLD.ledger_seq)
+           AND (NEW.ledger_seq IS NOT OLD.ledger_seq + 1
+                OR NEW.credit_balance IS NOT (SELECT credit_balance_after FROM ledger
+                                              WHERE account_id = NEW.id AND seq = NEW.ledger_seq)
+                OR NEW.plan_used < 0
+                OR (NEW.plan_used > NEW.monthly_tokens
+                    AND (NEW.plan_used > OLD.plan_used OR NEW.plan_period IS NOT OLD.plan_period))))
+     BEGIN SELECT RAISE(ABORT, 'balances move only with the next ledger entry'); END",
+    "DROP TRIGGER IF EXISTS accounts_balance_follows_ledger",
+    // A new account has nothing; an account with a ledger is never replaced or deleted.
+    "CREATE TRIGGER IF NOT EXISTS accounts_start_empty BEFORE INSERT ON accounts
+     WHEN NEW.credit_balance IS NOT 0 OR NEW.plan_used IS NOT 0 OR NEW.ledger_seq IS NOT 0
+       OR NEW.plan_period IS NOT NULL OR EXISTS (SELECT 1 FROM accounts WHERE id = NEW.id)
+     BEGIN SELECT RAISE(ABORT, 'an account starts empty, once'); END",
+    "CREATE TRIGGER IF NOT EXISTS accounts_keep_ledger BEFORE DELETE ON accounts
+     WHEN EXISTS (SELECT 1 FROM ledger WHERE account_id = OLD.id)
+     BEGIN SELECT RAISE(ABORT, 'an account with a ledger is never deleted'); END",
+    // A purchase keeps what was charged for, starts pending, succeeds only with
+    // the entry that grants it, stays succeeded, and is never deleted.
+    "CREATE TRIGGER IF NOT EXISTS purchases_keep_terms BEFORE UPDATE ON purchases
+     WHEN NEW.id IS NOT OLD.id OR NEW.account_id IS NOT OLD.account_id
+       OR NEW.source IS NOT OLD.source OR NEW.pack IS NOT OLD.pack
+       OR NEW.tokens IS NOT OLD.tokens OR NEW.amount_cents IS NOT OLD.amount_cents
+       OR (OLD.status = 'succeeded'
+           AND (NEW.status IS NOT 'succeeded' OR NEW.granted_seq IS NOT OLD.granted_seq))
+       OR (NEW.status = 'succeeded' AND OLD.status IS NOT 'succeeded' AND NOT EXISTS (
+              SELECT 1 FROM ledger WHERE account_id = NEW.account_id AND seq = NEW.granted_seq
+                                     AND kind = 'purchase' AND purchase_id = NEW.id))
+     BEGIN SELECT RAISE(ABORT, 'a purchase keeps its terms and succeeds only with its grant'); END",
+    "CREATE TRIGGER IF NOT EXISTS purchases_start_pending BEFORE INSERT ON purchases
+     WHEN NEW.status IS NOT 'pending' OR NEW.granted_seq IS NOT NULL
+       OR EXISTS (SELECT 1 FROM purchases WHERE id = NEW.id)
+     BEGIN SELECT RAISE(ABORT, 'a purchase starts pending, once'); END",
+    "CREATE TRIGGER IF NOT EXISTS purchases_no_delete BEFORE DELETE ON purchases
+     BEGIN SELECT RAISE(ABORT, 'purchases are never deleted'); END",
+    // A settlement is the deduction that names its hold; it ends the hold in the
+    // same statement, once, and only while the hold is live and covers it.
+    "CREATE TRIGGER IF NOT EXISTS ledger_settles_hold AFTER INSERT ON ledger
+     WHEN NEW.hold_id IS NOT NULL
+     BEGIN
+        UPDATE holds SET status = 'settled', settled_tokens = NEW.tokens, settled_seq = NEW.seq,
+                         end_key = NEW.idempotency_key, end_hash = NEW.request_hash,
+                         ended_at = NEW.created_at
+        WHERE account_id = NEW.account_id AND id = NEW.hold_id AND status = 'held'
+          AND expires_at > NEW.created_at AND tokens >= NEW.tokens
+          AND plan_tokens >= NEW.plan_tokens AND period = NEW.period AND NEW.kind = 'deduction';
+        SELECT RAISE(ABORT, 'a settlement needs its live hold') WHERE changes() = 0;
+     END",
+    // period: the month whose allocation plan_tokens reserve. A hold reserves
+    // while status = 'held' and expires_at is ahead; 'expired' only records it.
+    // answer_available: what the creating request answered, for its replays.
+    // end_key/end_hash: the idempotency key and body of the settle or void.
+    "CREATE TABLE IF NOT EXISTS holds (
+        account_id TEXT NOT NULL,
+        id TEXT NOT NULL,
+        tokens INTEGER NOT NULL CHECK (tokens > 0),
+        plan_tokens INTEGER NOT NULL CHECK (plan_tokens >= 0),
+        credit_tokens INTEGER NOT NULL CHECK (credit_tokens >= 0),
+        period TEXT NOT NULL,
+        operation TEXT NOT NULL,
+        project TEXT,
+        session TEXT,
+        status TEXT NOT NULL CHECK (status IN ('held', 'settled', 'voided', 'expired')),
+        expires_at INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        create_key TEXT,
+        create_hash TEXT,
+        answer_available INTEGER,
+        settled_tokens INTEGER,
+        settled_seq INTEGER,
+        end_key TEXT,
+        end_hash TEXT,
+        end_available INTEGER,
+        ended_at INTEGER,
+        PRIMARY KEY (account_id, id),
+        CHECK (plan_tokens + credit_tokens = tokens)
+    ) WITHOUT ROWID",
+    // A hold keeps its terms, and once ended stays ended: settled once at most.
+    "CREATE TRIGGER IF NOT EXISTS holds_keep_terms BEFORE UPDATE ON holds
+     WHEN NEW.account_id IS NOT OLD.account_id OR NEW.id IS NOT OLD.id
+       OR NEW.tokens IS NOT OLD.tokens OR NEW.plan_tokens IS NOT OLD.plan_tokens
+       OR NEW.credit_tokens IS NOT OLD.credit_tokens OR NEW.period IS NOT OLD.period
+       OR NEW.expires_at IS NOT OLD.expires_at
+       OR (OLD.status IS NOT 'held' AND NEW.status IS NOT OLD.status)
+     BEGIN SELECT RAISE(ABORT, 'a hold keeps its terms and ends once'); END",
+    "CREATE INDEX IF NOT EXISTS holds_live ON holds (account_id, expires_at) WHERE status = 'held'",
+    "CREATE UNIQUE INDEX IF NOT EXISTS holds_by_key
+        ON holds (account_id, create_key) WHERE create_key IS NOT NULL",
+];
+
 /// The newest schema version this build knows.
 #[must_use]
 pub fn latest_version() -> i64 {
@@ -230,11 +385,7 @@ pub fn migrate(db: &dyn Database) -> Result<(), DbError> {
     use_write_ahead_log(db)?;
     // The version lives in the file's header, not in a table: nothing more to parse
     // per connection. A backend without it reads 0 and re-runs idempotent statements.
-    let applied = db
-        .execute("PRAGMA user_version", &[])
-        .ok()
-        .and_then(|rows| rows.first().and_then(|r| r.int(0).ok()))
-        .unwrap_or(0);
+    let applied = version(db);
     if applied == 0 && has_pre_release_schema(db)? {
         return Err(DbError::other(
             "this database has the pre-release schema (version 1), which is not upgraded; \
@@ -246,10 +397,21 @@ pub fn migrate(db: &dyn Database) -> Result<(), DbError> {
         // writer may see the ledger before its triggers. Where each statement runs
         // alone, the order of the statements keeps that window shut (see `V2`).
         let atomic = db.execute("BEGIN IMMEDIATE", &[]).is_ok();
+        // Another instance may have migrated while this one waited for the lock.
+        if atomic && version(db) >= migration.version {
+            db.execute("COMMIT", &[])?;
+            continue;
+        }
         let applied = migration
-            .statements
+            .columns
             .iter()
-            .try_for_each(|statement| db.execute(statement, &[]).map(drop));
+            .try_for_each(|column| add_column(db, column))
+            .and_then(|()| {
+                migration
+                    .statements
+                    .iter()
+                    .try_for_each(|statement| db.execute(statement, &[]).map(drop))
+            });
         if let Err(e) = applied {
             if atomic {
                 let _ = db.execute("ROLLBACK", &[]);
@@ -264,6 +426,26 @@ pub fn migrate(db: &dyn Database) -> Result<(), DbError> {
         }
     }
     Ok(())
+}
+
+/// The schema version in the file's header; 0 for a new file or a backend without it.
+fn version(db: &dyn Database) -> i64 {
+    db.execute("PRAGMA user_version", &[])
+        .ok()
+        .and_then(|rows| rows.first().and_then(|r| r.int(0).ok()))
+        .unwrap_or(0)
+}
+
+/// Adds a column unless it is there. Two instances racing without transactions
+/// may both try; the loser's failure is fine once the column exists.
+fn add_column(db: &dyn Database, column: &NewColumn) -> Result<(), DbError> {
+    if db.execute(column.probe, &[]).is_ok() {
+        return Ok(());
+    }
+    match db.execute(column.add, &[]) {
+        Err(e) if db.execute(column.probe, &[]).is_err() => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Version 1 kept its version in a `schema_migrations` table.

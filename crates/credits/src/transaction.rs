@@ -44,14 +44,16 @@ macro_rules! tx_columns {
             $table,
             "reason, ",
             $table,
-            "created_at"
+            "created_at, ",
+            $table,
+            "hold_id"
         )
     };
 }
 pub(crate) use tx_columns;
 
 /// How many columns [`tx_columns!`] names; extra columns of a row start here.
-pub(crate) const TX_COLUMN_COUNT: usize = 14;
+pub(crate) const TX_COLUMN_COUNT: usize = 15;
 
 /// Who started a purchase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -121,6 +123,9 @@ pub enum Transaction {
         credit_tokens: u64,
         resource: Resource,
         created_at: Timestamp,
+        /// The hold this deduction settled.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        hold_id: Option<String>,
     },
     Refund {
         id: TransactionId,
@@ -166,6 +171,7 @@ impl Transaction {
                 credit_tokens: row.tokens(4)?,
                 resource: resource()?,
                 created_at,
+                hold_id: row.opt_text(14)?.map(str::to_owned),
             },
             "refund" => Transaction::Refund {
                 id,

@@ -200,6 +200,8 @@ pub fn kind(e: &CreditsError) -> &'static str {
         CreditsError::AccountExists(_) => "AccountExists",
         CreditsError::IdempotencyKeyReused => "IdempotencyKeyReused",
         CreditsError::RefundExceedsDeduction { .. } => "RefundExceedsDeduction",
+        CreditsError::HoldNotHeld(_) => "HoldNotHeld",
+        CreditsError::HoldExceeded { .. } => "HoldExceeded",
         CreditsError::Storage(_) => "Storage",
         CreditsError::ProviderUnavailable(_) => "ProviderUnavailable",
         CreditsError::Internal(_) => "Internal",
