@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useBrowser, openPage, signIn, accounts, screenshotPath } from './lib/browser.mjs';
-import { account, BASE_URL } from './lib/api.mjs';
+import { account, service, BASE_URL } from './lib/api.mjs';
 
 const shared = useBrowser();
 const fmt = (n) => n.toLocaleString('en-US');
@@ -52,6 +52,22 @@ test('signing in shows the overview, as the API reports it', async () => {
     // The overview, the charts and the newest transactions: the top of the page.
     await page.screenshot({ path: shot, fullPage: true, clip: { x: 0, y: 0, width: 1280, height: 1500 } });
   }
+  await done();
+});
+
+test('tokens held by running AI calls show as in use now, and are not available', async () => {
+  const id = `holder-${Date.now()}`;
+  const { api_key: key } = await service.createAccount(id, 'free');
+  const { hold } = await service.hold({ account_id: id, tokens: 30_000, operation: 'chat', expires_in_seconds: 3600 });
+  const { page, done } = await openPage(shared.browser);
+  await signIn(page, key);
+  assert.equal(await page.locator('#held-tokens').textContent(), '30,000');
+  assert.equal(await page.locator('#available-tokens').textContent(), '70,000');
+  assert.equal(await page.locator('#plan-remaining').textContent(), '100,000', 'a hold is not plan use');
+  await service.voidHold(hold.id, id);
+  await page.reload();
+  await page.locator('#held-tokens').filter({ hasText: /^0$/ }).waitFor();
+  assert.equal(await page.locator('#available-tokens').textContent(), '100,000');
   await done();
 });
 

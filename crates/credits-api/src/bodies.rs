@@ -2,9 +2,10 @@
 //! validation happens here, once; what passes cannot hold bad values.
 
 use credits::{
-    AccountId, CreditsError, DeductionRequest, Eur, HistoryQuery, Operation, Pack, PaymentMethodId,
-    Plan, Reason, RechargeSettings, RefundRequest, Resource, Timestamp, TokenAmount, TransactionId,
-    TransactionKind, UsageGrouping, UsageQuery,
+    AccountId, CreditsError, DeductionRequest, Eur, HistoryQuery, HoldLifetime, HoldRequest,
+    Operation, Pack, PaymentMethodId, Plan, Reason, RechargeSettings, RefundRequest, Resource,
+    SettledTokens, Timestamp, TokenAmount, TransactionId, TransactionKind, UsageGrouping,
+    UsageQuery,
 };
 use serde::Deserialize;
 
@@ -63,6 +64,69 @@ impl Deduction {
             operation: Operation::parse(&self.operation)?,
             resource,
         })
+    }
+}
+
+/// `POST /api/billing/credits/holds`.
+#[derive(Deserialize)]
+pub(crate) struct NewHold {
+    account_id: String,
+    tokens: u64,
+    operation: String,
+    resource: Option<ResourceBody>,
+    expires_in_seconds: Option<u64>,
+}
+
+impl NewHold {
+    pub(crate) fn validate(self) -> Result<HoldRequest, CreditsError> {
+        let resource = match &self.resource {
+            Some(r) => Resource::parse(r.project.as_deref(), r.session.as_deref())?,
+            None => Resource::default(),
+        };
+        Ok(HoldRequest {
+            account: AccountId::parse(&self.account_id)?,
+            tokens: TokenAmount::new(self.tokens)?,
+            operation: Operation::parse(&self.operation)?,
+            resource,
+            lifetime: HoldLifetime::new(self.expires_in_seconds)?,
+        })
+    }
+}
+
+/// `POST /api/billing/credits/holds/{id}/settle`.
+#[derive(Deserialize)]
+pub(crate) struct Settle {
+    account_id: String,
+    tokens: u64,
+}
+
+impl Settle {
+    pub(crate) fn validate(self) -> Result<(AccountId, SettledTokens), CreditsError> {
+        Ok((
+            AccountId::parse(&self.account_id)?,
+            SettledTokens::new(self.tokens)?,
+        ))
+    }
+}
+
+/// `POST /api/billing/credits/holds/{id}/void`, and the query of `GET .../holds/{id}`.
+#[derive(Deserialize)]
+pub(crate) struct HoldOwner {
+    account_id: String,
+}
+
+impl HoldOwner {
+    pub(crate) fn validate(self) -> Result<AccountId, CreditsError> {
+        AccountId::parse(&self.account_id)
+    }
+
+    pub(crate) fn from_query(pairs: &[(String, String)]) -> Result<AccountId, ApiError> {
+        let account = pairs
+            .iter()
+            .find(|(name, _)| name == "account_id")
+            .map(|(_, value)| value.as_str())
+            .ok_or_else(|| ApiError::invalid("account_id is required"))?;
+        Ok(AccountId::parse(account)?)
     }
 }
 

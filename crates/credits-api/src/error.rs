@@ -50,10 +50,9 @@ impl ApiError {
                 CreditsError::InsufficientBalance { .. } => ("insufficient_balance", 402),
                 CreditsError::PaymentDeclined(_) => ("payment_failed", 402),
                 CreditsError::PaymentMethodRequired => ("payment_method_required", 400),
-                CreditsError::AccountExists(_) => ("conflict", 409),
+                CreditsError::AccountExists(_) | CreditsError::HoldNotHeld(_) => ("conflict", 409),
                 CreditsError::IdempotencyKeyReused => ("idempotency_conflict", 409),
                 CreditsError::RefundExceedsDeduction { .. } => ("refund_exceeds_deduction", 409),
-                CreditsError::HoldNotHeld(_) => ("conflict", 409),
                 CreditsError::HoldExceeded { .. } => ("hold_exceeded", 409),
                 CreditsError::Storage(_)
                 | CreditsError::ProviderUnavailable(_)

@@ -168,6 +168,45 @@ fn statements_per_route() {
         SERVICE,
         Some(json!({"account_id": "acme", "deduction_id": tx, "tokens": 1})),
     );
+    let hold_body = json!({"account_id": "acme", "tokens": 10, "operation": "chat"});
+    let hold = measure(
+        "`POST …/holds`",
+        "POST",
+        "/api/billing/credits/holds",
+        SERVICE,
+        Some(hold_body.clone()),
+    );
+    let hold_id = |api: &Api| {
+        let (_, made, ..) = api.send(
+            "POST",
+            "/api/billing/credits/holds",
+            SERVICE,
+            Some(hold_body.clone()),
+        );
+        made["hold"]["id"].as_str().unwrap().to_owned()
+    };
+    let (settled, voided) = (hold_id(&api), hold_id(&api));
+    measure(
+        "`POST …/holds/{id}/settle`",
+        "POST",
+        &format!("/api/billing/credits/holds/{settled}/settle"),
+        SERVICE,
+        Some(json!({"account_id": "acme", "tokens": 7})),
+    );
+    measure(
+        "`POST …/holds/{id}/void`",
+        "POST",
+        &format!("/api/billing/credits/holds/{voided}/void"),
+        SERVICE,
+        Some(json!({"account_id": "acme"})),
+    );
+    measure(
+        "`GET …/holds/{id}`",
+        "GET",
+        &format!("/api/billing/credits/holds/{settled}?account_id=acme"),
+        SERVICE,
+        None,
+    );
     let catalog = measure(
         "`GET …/packs` (service token)",
         "GET",
@@ -244,6 +283,7 @@ fn statements_per_route() {
         "a deduction: the durability pragma and one statement"
     );
     assert_eq!(refund, 1, "a refund: one statement");
+    assert_eq!(hold, 2, "a hold: the durability pragma and one statement");
     assert_eq!(
         catalog, 0,
         "the catalog with the service token opens no store"

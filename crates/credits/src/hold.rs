@@ -339,7 +339,11 @@ fn hold_from_row(row: &Row, now: Timestamp) -> Result<Hold> {
         "settled" => HoldStatus::Settled,
         "voided" => HoldStatus::Voided,
         "expired" => HoldStatus::Expired,
-        other => return Err(CreditsError::Internal(format!("unknown hold status {other:?}"))),
+        other => {
+            return Err(CreditsError::Internal(format!(
+                "unknown hold status {other:?}"
+            )));
+        }
     };
     Ok(Hold {
         id: HoldId(row.text(0)?.to_owned()),
@@ -610,9 +614,7 @@ impl Credits<'_> {
             hold: hold_from_row(row, self.now())?,
             end_key: row.opt_text(at)?.map(str::to_owned),
             end_hash: row.opt_text(at + 1)?.map(str::to_owned),
-            end_available: row
-                .opt_int(at + 2)?
-                .map(|t| u64::try_from(t).unwrap_or(0)),
+            end_available: row.opt_int(at + 2)?.map(|t| u64::try_from(t).unwrap_or(0)),
             settled_seq: row.opt_int(at + 3)?,
         }))
     }

@@ -280,10 +280,7 @@ impl Credits<'_> {
                  JOIN auto_recharge s ON s.account_id = a.id
                  WHERE a.id = ?1 AND s.enabled = 1"
             ),
-            &[
-                account.as_str().into(),
-                Value::Integer(self.now().millis()),
-            ],
+            &[account.as_str().into(), Value::Integer(self.now().millis())],
         )?;
         let below = rows.first().map(|r| r.int(0)).transpose()? == Some(1);
         Ok(if below {

@@ -21,7 +21,12 @@
 //! - the ledger is append-only, and its only uniqueness is its key, which a new
 //!   entry never repeats, so no `INSERT OR REPLACE` can delete an entry;
 //! - a purchase entry needs its pending purchase, which it completes: one grant
-//!   per purchase; one pending auto-recharge per account;
+//!   per purchase; one pending auto-recharge per account; a purchase keeps what
+//!   was charged for, succeeds only with its grant, and is never deleted;
+//! - every entry has its account; a refund returns at most what its deduction has
+//!   left, each part to where it came from; plan tokens stay within their month
+//!   and the allocation; an account starts empty and, once it has a ledger, is
+//!   never replaced or deleted;
 //! - idempotency keys are unique per account and route;
 //! - a deduction that settles a hold needs that hold live and large enough, and
 //!   ends it: a hold is settled at most once.

@@ -36,6 +36,10 @@ export const service = {
     expect(201, 'POST', '/api/billing/credits/deductions', { token: SERVICE_TOKEN, body, clock }),
   refund: (body, clock) =>
     expect(201, 'POST', '/api/billing/credits/refunds', { token: SERVICE_TOKEN, body, clock }),
+  hold: (body, clock) =>
+    expect(201, 'POST', '/api/billing/credits/holds', { token: SERVICE_TOKEN, body, clock }),
+  voidHold: (id, accountId) =>
+    expect(200, 'POST', `/api/billing/credits/holds/${id}/void`, { token: SERVICE_TOKEN, body: { account_id: accountId } }),
   rechargeCheck: () => expect(200, 'POST', '/api/internal/recharge-check', { token: SERVICE_TOKEN, body: {} }),
 };
 

@@ -32,6 +32,8 @@ export function renderOverview(summary) {
   bar.classList.toggle('full', plan.remaining_tokens === 0);
   text('credit-balance', fmt.tokens(credits.balance_tokens));
   text('available-tokens', fmt.tokens(summary.available_tokens));
+  // Tokens reserved by streaming calls still running (token holds).
+  text('held-tokens', fmt.tokens(summary.held_tokens ?? 0));
 }
 
 /** Draws the per-day chart for the plan's current period and the per-project bars. */

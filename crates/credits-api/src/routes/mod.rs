@@ -21,7 +21,10 @@ pub fn serve(env: &Env<'_>, req: &Request) -> Response {
             balance::serve
         }
         "/api/billing/credits/purchases" => purchase::serve,
-        "/api/billing/credits/deductions" | "/api/billing/credits/refunds" => deduct::serve,
+        "/api/billing/credits/deductions"
+        | "/api/billing/credits/refunds"
+        | "/api/billing/credits/holds" => deduct::serve,
+        p if p.starts_with("/api/billing/credits/holds/") => deduct::serve,
         "/api/billing/payment-method" | "/api/billing/credits/auto-recharge" => settings::serve,
         "/api/internal/recharge-check" => recharge::serve,
         _ => return not_found::serve(req),
