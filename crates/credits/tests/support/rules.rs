@@ -74,3 +74,55 @@ pub fn auto_purchases(w: &World, account: &AccountId) -> i64 {
          AND account_id = '{account}'"
     ))
 }
+
+/// A hold of `tokens` for a chat call in project `p-42`, for `seconds` (the
+/// default lifetime when `None`).
+pub fn hold_request(
+    account: &AccountId,
+    tokens: u64,
+    seconds: Option<u64>,
+) -> credits::HoldRequest {
+    credits::HoldRequest {
+        account: account.clone(),
+        tokens: TokenAmount::new(tokens).unwrap(),
+        operation: credits::Operation::parse("chat").unwrap(),
+        resource: credits::Resource::parse(Some("p-42"), Some("s-9")).unwrap(),
+        lifetime: credits::HoldLifetime::new(seconds).unwrap(),
+    }
+}
+
+pub fn hold(w: &World, account: &AccountId, tokens: u64) -> credits::Hold {
+    w.credits_with(|c| c.create_hold(&hold_request(account, tokens, None), None))
+        .unwrap()
+        .value
+        .hold
+}
+
+pub fn settle(
+    w: &World,
+    account: &AccountId,
+    hold: &credits::Hold,
+    tokens: u64,
+) -> credits::SettleReceipt {
+    w.credits_with(|c| {
+        c.settle_hold(
+            account,
+            Some(&hold.id),
+            credits::SettledTokens::new(tokens).unwrap(),
+            None,
+        )
+    })
+    .unwrap()
+    .value
+}
+
+pub fn void(w: &World, account: &AccountId, hold: &credits::Hold) -> credits::VoidReceipt {
+    w.credits_with(|c| c.void_hold(account, Some(&hold.id), None))
+        .unwrap()
+        .value
+}
+
+/// What live holds reserve, as the summary shows it.
+pub fn held_tokens(w: &World, account: &AccountId) -> u64 {
+    w.credits_with(|c| c.summary(account)).unwrap().held_tokens
+}
