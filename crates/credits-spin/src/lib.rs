@@ -71,11 +71,14 @@ impl Database for SpinDb {
         if current == durability {
             return Ok(());
         }
-        match self.execute(durability.sqlite_pragma(), &[]) {
-            // A backend that keeps its own durability (remote libSQL) may refuse it.
-            Err(e) if e.kind != DbErrorKind::Busy => {}
-            other => {
-                other?;
+        // One host call per pragma: Spin's `execute` runs a single statement.
+        for pragma in durability.sqlite_pragmas() {
+            match self.execute(pragma, &[]) {
+                // A backend that keeps its own durability (remote libSQL) may refuse it.
+                Err(e) if e.kind != DbErrorKind::Busy => {}
+                other => {
+                    other?;
+                }
             }
         }
         self.durability.set(Some(durability));

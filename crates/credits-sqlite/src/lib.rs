@@ -110,11 +110,45 @@ impl Database for NativeDb {
 
     fn set_durability(&self, durability: Durability) -> Result<(), DbError> {
         if self.durability.get() != durability {
-            self.conn
-                .execute_batch(durability.sqlite_pragma())
-                .map_err(classify)?;
+            for pragma in durability.sqlite_pragmas() {
+                self.conn.execute_batch(pragma).map_err(classify)?;
+            }
             self.durability.set(durability);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pragma(db: &NativeDb, name: &str) -> i64 {
+        db.conn
+            .query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn each_durability_pragma_is_one_statement_as_spin_runs_them() {
+        let db = NativeDb::in_memory().unwrap();
+        for durability in [Durability::Relaxed, Durability::Full] {
+            for sql in durability.sqlite_pragmas() {
+                // rusqlite's `prepare`, which Spin's host uses, refuses a second statement.
+                db.conn.prepare(sql).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn relaxed_checkpoints_less_often_and_full_waits_for_the_disk_again() {
+        let db = NativeDb::in_memory().unwrap();
+        assert_eq!(pragma(&db, "synchronous"), 2, "a new connection is FULL");
+        assert_eq!(pragma(&db, "wal_autocheckpoint"), 1000);
+        db.set_durability(Durability::Relaxed).unwrap();
+        assert_eq!(pragma(&db, "synchronous"), 1);
+        assert_eq!(pragma(&db, "wal_autocheckpoint"), 10_000);
+        db.set_durability(Durability::Full).unwrap();
+        assert_eq!(pragma(&db, "synchronous"), 2);
     }
 }

@@ -4,6 +4,9 @@
 //! (a) deductions per second on a SQLite file in WAL mode, one connection and
 //!     2–4 threads each with its own connection, all on one account (the worst
 //!     case: every write contends for the same row);
+//!     a new connection per deduction, as on Spin, with requests overlapping
+//!     and one at a time (`LEDGER_BENCH_ONLY_DEDUCTIONS=1` stops there;
+//!     `LEDGER_BENCH_PRAGMAS` tries other settings, see `open`);
 //! (b) the time of one history page (limit 50) for an account with 1,000,000
 //!     ledger rows against one with 1,000.
 
@@ -24,8 +27,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use credits::{
-    AccountId, Credits, Database, DeductionRequest, FixedClock, HistoryQuery, NoCache, Operation,
-    Plan, Resource, Timestamp, TokenAmount, TransactionKind, UsageGrouping, UsageQuery,
+    AccountId, Credits, Database, DeductionRequest, Durability, FixedClock, HistoryQuery, NoCache,
+    Operation, Plan, Resource, Timestamp, TokenAmount, TransactionKind, UsageGrouping, UsageQuery,
 };
 use credits_sandbox::SandboxPayments;
 use credits_sqlite::NativeDb;
@@ -65,16 +68,33 @@ fn deductions_per_second(
             .map(|_| {
                 let barrier = &barrier;
                 s.spawn(move || {
-                    let db = NativeDb::open(path).unwrap();
+                    let db = open(path);
                     let req = deduction(account);
                     barrier.wait();
                     let start = Instant::now();
+                    let mut latencies = Vec::with_capacity(per_thread);
                     with_credits(&db, |c| {
                         for _ in 0..per_thread {
+                            let t = Instant::now();
                             c.deduct(&req, None).unwrap();
+                            latencies.push(t.elapsed());
                         }
                     });
-                    start.elapsed()
+                    let elapsed = start.elapsed();
+                    if threads == 1 {
+                        latencies.sort();
+                        let at = |q: f64| {
+                            micros(latencies[((per_thread as f64 * q) as usize).min(per_thread - 1)])
+                        };
+                        println!(
+                            "      one deduction: p50 {:.0} µs, p99 {:.0} µs, p99.9 {:.0} µs, max {:.0} µs",
+                            at(0.5),
+                            at(0.99),
+                            at(0.999),
+                            at(1.0)
+                        );
+                    }
+                    elapsed
                 })
             })
             .collect();
@@ -128,24 +148,27 @@ fn main() {
     let db = NativeDb::open(&path).unwrap();
     with_credits(&db, |c| c.migrate()).unwrap();
 
-    println!("(a) deductions per second, SQLite file in WAL mode (synchronous=NORMAL)");
+    println!(
+        "(a) deductions per second, SQLite file in WAL mode ({:?}, then {:?})",
+        Durability::Relaxed.sqlite_pragmas(),
+        std::env::var("LEDGER_BENCH_PRAGMAS").unwrap_or_default()
+    );
     for threads in [1, 2, 4] {
         let account = AccountId::parse(&format!("writer-{threads}")).unwrap();
         with_credits(&db, |c| c.create_account(&account, Plan::Team)).unwrap();
         let per_thread = 20_000 / threads;
         let rate = deductions_per_second(&path, &account, threads, per_thread);
         println!(
-            "    {threads} thread(s), own connection each, one account: {rate:>8.0} deductions/s ({} total)",
-            threads * per_thread
+            "    {threads} thread(s), own connection each, one account: {rate:>8.0} deductions/s ({} total), WAL file {:.1} MB",
+            threads * per_thread,
+            wal_megabytes(&path)
         );
     }
 
-    let account = AccountId::parse("per-request").unwrap();
-    with_credits(&db, |c| c.create_account(&account, Plan::Team)).unwrap();
-    println!(
-        "    a new connection per deduction, as on Spin: {:>8.0} deductions/s",
-        deductions_per_second_per_request(&path, &account, 5_000)
-    );
+    let db = per_request(&path, db);
+    if std::env::var_os("LEDGER_BENCH_ONLY_DEDUCTIONS").is_some() {
+        return;
+    }
     println!(
         "    a new connection and its first statement (schema parsed): {:.1} µs",
         micros(connection_open(&path))
@@ -223,6 +246,30 @@ fn main() {
     }
 }
 
+/// Deductions with a new connection each, as on Spin; `db` is the one other
+/// connection, closed for the second figure and opened again.
+fn per_request(path: &Path, db: NativeDb) -> NativeDb {
+    let account = AccountId::parse("per-request").unwrap();
+    with_credits(&db, |c| c.create_account(&account, Plan::Team)).unwrap();
+    println!(
+        "    a new connection per deduction, requests overlapping (another connection open): {:>8.0} deductions/s",
+        deductions_per_second_per_request(path, &account, 5_000)
+    );
+    // The last connection to close checkpoints the whole WAL, waits for the disk
+    // twice and deletes the WAL: on Spin, a request that finds no other in flight.
+    drop(db);
+    println!(
+        "    a new connection per deduction, one request at a time (none other open): {:>8.0} deductions/s",
+        deductions_per_second_per_request(path, &account, 2_000)
+    );
+    let db = NativeDb::open(path).unwrap();
+    println!(
+        "    the relaxed durability's pragmas on a new connection: {:.1} µs",
+        micros(durability_pragmas(path))
+    );
+    db
+}
+
 /// What a request on Spin pays before its first statement: a new connection and
 /// the schema parsed.
 fn connection_open(path: &Path) -> Duration {
@@ -238,10 +285,48 @@ fn deductions_per_second_per_request(path: &Path, account: &AccountId, count: us
     let req = deduction(account);
     let start = Instant::now();
     for _ in 0..count {
-        let db = NativeDb::open(path).unwrap();
+        let db = open(path);
         with_credits(&db, |c| c.deduct(&req, None)).unwrap();
     }
     count as f64 / start.elapsed().as_secs_f64()
+}
+
+/// The WAL file's size now (it keeps its largest size until the last
+/// connection closes).
+fn wal_megabytes(path: &Path) -> f64 {
+    let wal = path.with_extension("db-wal");
+    std::fs::metadata(wal).map_or(0.0, |m| m.len() as f64 / 1e6)
+}
+
+/// A connection as Spin opens one. `LEDGER_BENCH_PRAGMAS` (statements separated by
+/// `;`) runs after the relaxed durability's own pragmas, to compare other
+/// settings: e.g. `LEDGER_BENCH_PRAGMAS="PRAGMA wal_autocheckpoint = 1000"`.
+fn open(path: &Path) -> NativeDb {
+    let db = NativeDb::open(path).unwrap();
+    if let Some(pragmas) = std::env::var_os("LEDGER_BENCH_PRAGMAS") {
+        db.set_durability(Durability::Relaxed).unwrap();
+        db.connection()
+            .execute_batch(pragmas.to_str().unwrap())
+            .unwrap();
+    }
+    db
+}
+
+/// What the relaxed durability's pragmas cost on a new connection whose schema is
+/// already parsed (on Spin, each is a host call besides).
+fn durability_pragmas(path: &Path) -> Duration {
+    let mut times: Vec<Duration> = (0..501)
+        .map(|_| {
+            let db = NativeDb::open(path).unwrap();
+            db.execute("SELECT 1 FROM accounts WHERE id = 'none'", &[])
+                .unwrap();
+            let start = Instant::now();
+            db.set_durability(Durability::Relaxed).unwrap();
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[times.len() / 2]
 }
 
 fn micros(d: Duration) -> f64 {
