@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod balance;
 pub mod deduct;
 pub mod not_found;
+pub mod openapi;
 pub mod purchase;
 pub mod recharge;
 pub mod settings;
@@ -27,6 +28,7 @@ pub fn serve(env: &Env<'_>, req: &Request) -> Response {
         p if p.starts_with("/api/billing/credits/holds/") => deduct::serve,
         "/api/billing/payment-method" | "/api/billing/credits/auto-recharge" => settings::serve,
         "/api/internal/recharge-check" => recharge::serve,
+        openapi::PATH => return openapi::serve(req),
         _ => return not_found::serve(req),
     };
     group(env, req)
