@@ -22,3 +22,6 @@ cargo test --no-fail-fast
 if [ -x scripts/browser-test.sh ]; then
   scripts/browser-test.sh
 fi
+
+# The OpenAPI document against the served app: schemathesis (PyPI), about two minutes.
+scripts/schemathesis.sh
