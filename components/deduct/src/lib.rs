@@ -2,9 +2,11 @@
 // The export glue Spin's SDK generates is unsafe code (FFI exports); ours is not.
 #![allow(unsafe_code)]
 
+use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 
+/// Answers, then delivers the events the request may have recorded.
 #[http_component]
-fn handle(req: http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
-    credits_spin::serve(&req, credits_api::routes::deduct::serve)
+async fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    credits_spin::serve_then_deliver(req, out, credits_api::routes::deduct::serve).await;
 }

@@ -2,9 +2,9 @@
 //! validation happens here, once; what passes cannot hold bad values.
 
 use credits::{
-    AccountId, CreditsError, DeductionRequest, Eur, HistoryQuery, HoldLifetime, HoldRequest,
-    Operation, Pack, PaymentMethodId, Plan, Reason, RechargeSettings, RefundRequest, Resource,
-    SettledTokens, Timestamp, TokenAmount, TransactionId, TransactionKind, UsageGrouping,
+    AccountId, CreditsError, DeductionRequest, Eur, EventId, HistoryQuery, HoldLifetime,
+    HoldRequest, Operation, Pack, PaymentMethodId, Plan, Reason, RechargeSettings, RefundRequest,
+    Resource, SettledTokens, Timestamp, TokenAmount, TransactionId, TransactionKind, UsageGrouping,
     UsageQuery,
 };
 use serde::Deserialize;
@@ -246,5 +246,32 @@ impl UsageParams {
             }
         }
         Ok(UsageQuery::new(from, to, group_by)?)
+    }
+}
+
+/// `GET /api/admin/events?after=&limit=`.
+pub(crate) struct EventsParams;
+
+impl EventsParams {
+    pub(crate) fn from_query(
+        pairs: &[(String, String)],
+    ) -> Result<(Option<EventId>, Option<u32>), ApiError> {
+        let (mut after, mut limit) = (None, None);
+        for (name, value) in pairs {
+            match name.as_str() {
+                "after" => {
+                    after = Some(EventId::parse(value).ok_or_else(|| {
+                        ApiError::invalid("after must be an event id this service issued")
+                    })?);
+                }
+                "limit" => {
+                    limit = Some(value.parse().map_err(|_| {
+                        ApiError::invalid("limit must be an integer from 1 to 500")
+                    })?);
+                }
+                _ => {}
+            }
+        }
+        Ok((after, limit))
     }
 }

@@ -50,7 +50,15 @@ pub(crate) fn run(
         env.stores,
         env.config,
         now,
-        |credits| handler(&call, credits),
+        |credits| {
+            let result = handler(&call, credits);
+            if credits.events_may_be_due()
+                && let Some(after) = env.after
+            {
+                after.deliver_events(now);
+            }
+            result
+        },
     ))
 }
 

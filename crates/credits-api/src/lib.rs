@@ -29,6 +29,28 @@ pub struct Env<'a> {
     pub service_token: Option<&'a str>,
     /// The `test_clock` variable is `"true"`: honour `X-Test-Clock`.
     pub test_clock: bool,
+    /// Where a route leaves work for after its answer; `None`: nothing is done after.
+    pub after: Option<&'a AfterAnswer>,
+}
+
+/// Work a request leaves for after its answer is sent (a Spin component may go on
+/// once its response is complete): deliver the events it may have recorded.
+#[derive(Debug, Default)]
+pub struct AfterAnswer {
+    deliver_events_at: std::cell::Cell<Option<credits::Timestamp>>,
+}
+
+impl AfterAnswer {
+    /// The request's time, if events may be due: delivery then runs on the
+    /// request's clock (the test clock included).
+    #[must_use]
+    pub fn deliver_events_at(&self) -> Option<credits::Timestamp> {
+        self.deliver_events_at.get()
+    }
+
+    pub(crate) fn deliver_events(&self, now: credits::Timestamp) {
+        self.deliver_events_at.set(Some(now));
+    }
 }
 
 pub use reply::error_response;

@@ -30,6 +30,10 @@ impl Reply {
         Self::json(201, value)
     }
 
+    pub(crate) fn accepted(value: &impl Serialize) -> Self {
+        Self::json(202, value)
+    }
+
     /// Marks an answer repeated from an earlier request with the same key.
     pub(crate) fn replayed(mut self, replayed: bool) -> Self {
         self.replayed = replayed;

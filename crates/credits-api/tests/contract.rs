@@ -48,6 +48,7 @@ impl Api {
             config: &Config::default(),
             service_token: Some(SERVICE),
             test_clock: true,
+            after: None,
         };
         let resp = routes::serve(&env, &req);
         let status = resp.status().as_u16();

@@ -17,11 +17,9 @@ const SERVICE: &str = "test-service-token";
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 /// Routes of `API.md` the code does not serve yet. Each must answer the router's
 /// 404; once one is served, this test fails until the document describes it.
-const NOT_YET: [(&str, &str); 4] = [
+const NOT_YET: [(&str, &str); 2] = [
     ("POST", "/api/billing/payment-method/setup"),
     ("POST", "/api/webhooks/stripe"),
-    ("GET", "/api/admin/events"),
-    ("POST", "/api/admin/events/{id}/redeliver"),
 ];
 /// Served by the `dashboard` component, which `routes::serve` does not know;
 /// the browser tests and schemathesis cover it.
@@ -160,6 +158,7 @@ impl Api {
             config: &Config::default(),
             service_token: Some(SERVICE),
             test_clock: true,
+            after: None,
         };
         let resp = routes::serve(&env, &req);
         let answer = Answer {
@@ -551,12 +550,46 @@ fn hold_routes(api: &Api) {
     assert_eq!(end("hold_nope", "void", acme).status, 404);
 }
 
+/// Events: the list (pages, a malformed cursor) and a redelivery.
+fn event_routes(api: &Api) {
+    api.account("evt", "free");
+    let spent = api.send(
+        "POST",
+        "/api/billing/credits/deductions",
+        Some(SERVICE),
+        Some(&json!({"account_id": "evt", "tokens": 100_000, "operation": "chat"})),
+        &[],
+    );
+    assert_eq!(spent.status, 201, "{}", spent.body);
+    let page = api.send("GET", "/api/admin/events?limit=1", Some(SERVICE), None, &[]);
+    assert_eq!(page.status, 200, "{}", page.body);
+    let id = page.body["events"][0]["id"].as_str().unwrap().to_owned();
+    let after = format!("/api/admin/events?after={id}&limit=500");
+    assert_eq!(
+        api.send("GET", &after, Some(SERVICE), None, &[]).status,
+        200
+    );
+    let bad = api.send("GET", "/api/admin/events?after=x", Some(SERVICE), None, &[]);
+    assert_eq!(code(&bad), "invalid_request");
+    let again = format!("/api/admin/events/{id}/redeliver");
+    assert_eq!(
+        api.send("POST", &again, Some(SERVICE), None, &[]).status,
+        202
+    );
+    let unknown = "/api/admin/events/evt_000000099999/redeliver";
+    assert_eq!(
+        api.send("POST", unknown, Some(SERVICE), None, &[]).status,
+        404
+    );
+}
+
 #[test]
 fn every_answer_of_every_route_matches_the_document() {
     let api = Api::new();
     let key = account_routes(&api);
     ledger_routes(&api, &key);
     hold_routes(&api);
+    event_routes(&api);
     let a = api.send("GET", routes::openapi::PATH, None, None, &[]);
     assert_eq!(a.body, document());
     let a = api.send("POST", routes::openapi::PATH, None, None, &[]);

@@ -100,6 +100,7 @@ impl Api {
             config: &Config::default(),
             service_token: Some(SERVICE),
             test_clock: false,
+            after: None,
         };
         let (s0, k0) = (self.db.statements.get(), self.kv.calls.get());
         let resp = routes::serve(&env, &req);
@@ -267,6 +268,14 @@ fn statements_per_route() {
         "`POST /api/internal/recharge-check` (nothing due)",
         "POST",
         "/api/internal/recharge-check",
+        SERVICE,
+        None,
+    );
+
+    measure(
+        "`GET /api/admin/events`",
+        "GET",
+        "/api/admin/events",
         SERVICE,
         None,
     );

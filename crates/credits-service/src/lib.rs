@@ -3,8 +3,8 @@
 //! request's clock. The HTTP routes and the scheduled component both start here.
 
 use credits::{
-    Clock, Credits, CreditsError, Database, FixedClock, KeyValue, PaymentProvider, RechargeReport,
-    SystemClock, Timestamp,
+    Clock, Credits, CreditsError, Database, DeliveryReport, EventTransport, EventsTarget,
+    FixedClock, KeyValue, PaymentProvider, RechargeReport, SystemClock, Timestamp,
 };
 use credits_sandbox::SandboxPayments;
 
@@ -29,6 +29,8 @@ pub enum PaymentConfig {
 #[derive(Debug, Clone, Default)]
 pub struct Config {
     pub payments: PaymentConfig,
+    /// Where events are delivered; `None` (no `events_url`): recorded, not sent.
+    pub events: Option<EventsTarget>,
 }
 
 /// Runs `f` on the service over `stores` as of `now`.
@@ -55,6 +57,20 @@ pub fn with_credits<T>(
 #[allow(clippy::redundant_closure_for_method_calls)]
 pub fn recharge_check(stores: Stores<'_>, config: &Config) -> Result<RechargeReport, CreditsError> {
     with_credits(stores, config, SystemClock.now(), |c| c.recharge_check())
+}
+
+/// Delivers the events that are due, at `now` (the request's time), if the
+/// configuration names a receiver.
+pub fn deliver_events(
+    stores: Stores<'_>,
+    config: &Config,
+    now: Timestamp,
+    transport: &dyn EventTransport,
+) -> Result<DeliveryReport, CreditsError> {
+    let Some(target) = &config.events else {
+        return Ok(DeliveryReport::default());
+    };
+    with_credits(stores, config, now, |c| c.deliver_events(target, transport))
 }
 
 /// Every broken invariant of the books, the domain's and the payment provider's.

@@ -4,10 +4,14 @@
 
 use std::cell::{Cell, OnceCell};
 
+use credits::Clock as _;
 use credits::{
-    Database, DbError, DbErrorKind, Durability, KeyValue, NoCache, RechargeReport, Row, Value,
+    Database, DbError, DbErrorKind, DeliveryOutcome, Durability, EventTransport, EventsTarget,
+    KeyValue, NoCache, RechargeReport, Row, SignedEvent, SystemClock, Value,
 };
-use credits_api::{Config, Env, Request, Response, Stores};
+use credits_api::{AfterAnswer, Config, Env, Request, Response, Stores};
+use spin_sdk::http::conversions::TryFromIncomingRequest;
+use spin_sdk::http::{IncomingRequest, IntoResponse, OutgoingResponse, ResponseOutparam};
 use spin_sdk::key_value::Store;
 use spin_sdk::sqlite::{self, Connection};
 use spin_sdk::variables;
@@ -137,13 +141,67 @@ impl KeyValue for SpinKv {
     }
 }
 
-/// The service's configuration from this component's variables.
+/// The service's configuration from this component's variables. Events are sent
+/// only where `events_url` and `events_secret` are both set: never unsigned.
 fn config() -> Config {
-    Config::default()
+    let events = match (
+        variables::get("events_url"),
+        variables::get("events_secret"),
+    ) {
+        (Ok(url), Ok(secret)) if !url.is_empty() && !secret.is_empty() => {
+            Some(EventsTarget { url, secret })
+        }
+        (Ok(url), _) if !url.is_empty() => {
+            eprintln!("events_url is set but events_secret is empty: events are not sent");
+            None
+        }
+        _ => None,
+    };
+    Config {
+        events,
+        ..Config::default()
+    }
+}
+
+/// Sends events through Spin's outbound HTTP (the component's
+/// `allowed_outbound_hosts` must list `{{ events_host }}`).
+struct SpinEventTransport;
+
+impl EventTransport for SpinEventTransport {
+    fn deliver(&self, url: &str, event: &SignedEvent) -> DeliveryOutcome {
+        let request = http::Request::builder()
+            .method("POST")
+            .uri(url)
+            .header("content-type", "application/json")
+            .header("content-length", event.body.len())
+            .header("credits-event-id", &event.id)
+            .header("credits-signature", &event.signature)
+            .body(event.body.clone().into_bytes());
+        let request = match request {
+            Ok(request) => request,
+            Err(e) => return DeliveryOutcome::Failed(format!("bad request: {e}")),
+        };
+        // Runs after the answer is sent (or in the cron tick): blocking here holds
+        // up no client.
+        let sent = spin_sdk::http::run(spin_sdk::http::send::<_, http::Response<Vec<u8>>>(request));
+        match sent {
+            Ok(response) if response.status().is_success() => DeliveryOutcome::Delivered,
+            Ok(response) => DeliveryOutcome::Failed(format!("HTTP {}", response.status().as_u16())),
+            Err(e) => DeliveryOutcome::Failed(format!("no answer: {e:?}")),
+        }
+    }
 }
 
 /// Serves one request with a route group of the API, on this instance's stores.
 pub fn serve(req: &Request, group: fn(&Env<'_>, &Request) -> Response) -> Response {
+    serve_with(req, group, None)
+}
+
+fn serve_with(
+    req: &Request,
+    group: fn(&Env<'_>, &Request) -> Response,
+    after: Option<&AfterAnswer>,
+) -> Response {
     let (db, kv) = (SpinDb::default(), SpinKv::default());
     let config = config();
     let service_token = variables::get("service_token").ok();
@@ -155,16 +213,62 @@ pub fn serve(req: &Request, group: fn(&Env<'_>, &Request) -> Response) -> Respon
         config: &config,
         service_token: service_token.as_deref(),
         test_clock: variables::get("test_clock").is_ok_and(|v| v == "true"),
+        after,
     };
     group(&env, req)
 }
 
-/// The scheduled auto-recharge evaluation (the cron component's whole job).
+/// Serves one request, sends the answer, then does what the request left for
+/// after it: delivering the events it may have recorded. Spin keeps running a
+/// handler after its response is complete, so no client waits for a receiver.
+pub async fn serve_then_deliver(
+    req: IncomingRequest,
+    out: ResponseOutparam,
+    group: fn(&Env<'_>, &Request) -> Response,
+) {
+    let after = AfterAnswer::default();
+    let response = match Request::try_from_incoming_request(req).await {
+        Ok(req) => serve_with(&req, group, Some(&after)),
+        Err(e) => credits_api::error_response(&credits_api::ApiError::invalid(format!(
+            "unreadable request: {e:?}"
+        ))),
+    };
+    let mut response = response.into_response();
+    let body = std::mem::take(response.body_mut());
+    match OutgoingResponse::try_from(response) {
+        Ok(outgoing) => {
+            if let Err(e) = out.set_with_body(outgoing, body).await {
+                eprintln!("cannot send the response: {e}");
+            }
+        }
+        Err(e) => eprintln!("cannot convert the response: {e}"),
+    }
+    if let Some(now) = after.deliver_events_at() {
+        deliver_events(now);
+    }
+}
+
+/// Delivers what is due at `now`; a failure waits for the next request or tick.
+fn deliver_events(now: credits::Timestamp) {
+    let (db, kv) = (SpinDb::default(), SpinKv::default());
+    let stores = Stores {
+        db: &db,
+        cache: &kv,
+    };
+    if let Err(e) = credits_service::deliver_events(stores, &config(), now, &SpinEventTransport) {
+        eprintln!("event delivery: {e}");
+    }
+}
+
+/// The scheduled auto-recharge evaluation (the cron component's whole job), then
+/// the delivery of what is due.
 pub fn recharge_check() -> Result<RechargeReport, String> {
     let (db, kv) = (SpinDb::default(), SpinKv::default());
     let stores = Stores {
         db: &db,
         cache: &kv,
     };
-    credits_service::recharge_check(stores, &config()).map_err(|e| e.to_string())
+    let report = credits_service::recharge_check(stores, &config()).map_err(|e| e.to_string());
+    deliver_events(SystemClock.now());
+    report
 }

@@ -264,7 +264,8 @@ const HOLD_BY_ID: &str = concat!(
 /// One deduction of the settled tokens, in the hold's month: plan tokens first, at
 /// most the hold's and what that month has left, then credits (which the hold
 /// reserved, unless a plan moved down took plan tokens it counted on). The
-/// deduction's trigger ends the hold.
+/// deduction's trigger ends the hold. Never at a time (`?7`, its month) before
+/// the hold's month.
 const SETTLE: &str = concat!(
     "WITH h AS (
         SELECT h.account_id, h.id, h.plan_tokens AS hold_plan, h.period, h.operation,
@@ -277,7 +278,7 @@ const SETTLE: &str = concat!(
                   AND o.id <> h.id) AS other_credit_held
         FROM holds h JOIN accounts a ON a.id = h.account_id
         WHERE h.account_id = ?1 AND h.id = ?2 AND h.status = 'held' AND h.expires_at > ?4
-          AND ?3 <= h.tokens
+          AND ?3 <= h.tokens AND h.period <= ?7
     ), split AS (
         SELECT h.*, MIN(?3, hold_plan, plan_left) AS plan_part FROM h
     )
@@ -418,6 +419,10 @@ impl Credits<'_> {
         };
         let hold = hold_from_row(row, now)?;
         let mut available_tokens = row.tokens(HOLD_COLUMN_COUNT)?;
+        if available_tokens == 0 {
+            // The schema recorded credits.depleted with the hold.
+            self.note_events_due();
+        }
         let threshold = row.opt_int(HOLD_COLUMN_COUNT + 1)?;
         if threshold.is_some()
             && let Some(granted) = self.recharge_if_below(&req.account)
@@ -453,8 +458,12 @@ impl Credits<'_> {
             return Ok(None);
         };
         check_fingerprint(row, HOLD_COLUMN_COUNT + 1, idem)?;
+        // The first answer, as it was: a new hold, held, whatever became of it since.
+        let mut hold = hold_from_row(row, self.now())?;
+        hold.status = HoldStatus::Held;
+        hold.settled_tokens = None;
         Ok(Some(HoldReceipt {
-            hold: hold_from_row(row, self.now())?,
+            hold,
             available_tokens: row.tokens(HOLD_COLUMN_COUNT)?,
         }))
     }
@@ -503,7 +512,9 @@ impl Credits<'_> {
                 .map(|row| hold_from_row(row, now).map(|hold| (None, hold)))
                 .transpose()?
         } else {
-            let result = self.db.execute(SETTLE, &params);
+            let mut with_month = params.to_vec();
+            with_month.push(now.month().key().into());
+            let result = self.db.execute(SETTLE, &with_month);
             let replay = |i: &Idempotency| self.ending_replay(account, hold, Ending::Settle, i);
             match written_or_replayed(result, idem, replay)? {
                 Written::Replayed(receipt) => return Ok(Replayable::replayed(receipt.into())),
@@ -711,6 +722,13 @@ impl Credits<'_> {
                 requested,
                 held: stored.hold.tokens,
             }));
+        }
+        // A clock behind the hold's month (skew between instances, a test clock):
+        // its plan tokens cannot be taken before their month begins.
+        if stored.hold.created_at.month().key() > self.now().month().key() {
+            return Ok(Ok(CreditsError::invalid(
+                "this request's time is before the month the hold was made in",
+            )));
         }
         Ok(Ok(CreditsError::InsufficientBalance {
             requested,

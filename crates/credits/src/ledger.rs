@@ -85,7 +85,8 @@ const DEDUCT: &str = concat!(
     ")),
        (SELECT credit_held FROM (",
     held!("?1", "?9"),
-    "))"
+    ")),
+       (SELECT threshold_tokens FROM auto_recharge r WHERE r.account_id = ledger.account_id)"
 );
 
 /// The entry an idempotency key of this account and kind wrote.
@@ -202,6 +203,14 @@ impl Credits<'_> {
             credit: row.tokens(TX_COLUMN_COUNT + 4)?,
         };
         let mut available_tokens = held.available(plan_after, credits_after);
+        // The schema records credits.low and credits.depleted with the entry; the
+        // adapter delivers after the answer only when one may have been recorded.
+        let any_threshold = row.opt_int(TX_COLUMN_COUNT + 5)?;
+        if available_tokens == 0
+            || any_threshold.is_some_and(|t| i64::try_from(credits_after).is_ok_and(|c| c < t))
+        {
+            self.note_events_due();
+        }
         // Beyond the entry's own figures, the answer counts the holds and any
         // recharge; a replay must say the same.
         let mut beyond_entry = held.beyond_entry(plan_after, credits_after);

@@ -13,6 +13,7 @@ mod audit;
 mod catalog;
 mod clock;
 mod error;
+mod events;
 mod history;
 mod hold;
 mod idempotency;
@@ -35,6 +36,10 @@ pub use account::{CreatedAccount, SavedPaymentMethod, secret_hash, secrets_match
 pub use catalog::{Pack, PackListing, Plan};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{CreditsError, Result};
+pub use events::{
+    DeliveryOutcome, DeliveryReport, DeliveryState, Event, EventId, EventPage, EventTransport,
+    EventsTarget, RecordedEvent, Redelivery, SignedEvent, signature,
+};
 pub use history::{AccountSummary, HistoryPage, HistoryQuery, PlanUsage, Statement};
 pub use hold::{
     Hold, HoldDetails, HoldId, HoldLifetime, HoldReceipt, HoldRequest, HoldStatus, SettleReceipt,

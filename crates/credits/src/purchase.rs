@@ -183,6 +183,8 @@ impl Credits<'_> {
             amount: purchase.amount,
         })?;
         let now = self.now();
+        // The grant or decline below records the purchase's event.
+        self.note_events_due();
         match outcome {
             ChargeOutcome::Succeeded => {
                 let result = self.db.execute(
@@ -235,14 +237,21 @@ impl Credits<'_> {
     }
 
     /// Finishes purchases left pending since before `older_than` (a crash between
-    /// charge and grant, a provider that did not answer). Returns how many were
-    /// granted or declined. One whose outcome is still unknown stays pending for the
-    /// next run and does not stop the others (nor the recharge check that calls this).
+    /// charge and grant, a provider that did not answer), oldest first, a bounded
+    /// number per run. One whose outcome is still unknown waits before it is tried
+    /// again (1 min, doubling up to an hour), so a few that keep failing never
+    /// starve the others. Returns how many were granted or declined.
     pub fn settle_stale_purchases(&self, older_than: Timestamp) -> Result<usize> {
+        let now = self.now();
         let rows = self.db.execute(
-            "SELECT id, payment_method, amount_cents, account_id FROM purchases
-             WHERE status = 'pending' AND created_at <= ?1 ORDER BY created_at LIMIT 100",
-            &[Value::Integer(older_than.millis())],
+            "SELECT id, payment_method, amount_cents, account_id, sweep_attempts FROM purchases
+             WHERE status = 'pending' AND created_at <= ?1 AND (retry_at IS NULL OR retry_at <= ?2)
+             ORDER BY created_at LIMIT ?3",
+            &[
+                Value::Integer(older_than.millis()),
+                Value::Integer(now.millis()),
+                Value::Integer(SWEEP_BATCH),
+            ],
         )?;
         let mut settled = 0;
         for row in &rows {
@@ -254,11 +263,29 @@ impl Credits<'_> {
             };
             if self.settle(&pending).is_ok() {
                 settled += 1;
+                continue;
             }
+            let wait = SWEEP_FIRST_WAIT_MILLIS
+                .saturating_mul(1 << row.int(4)?.clamp(0, 6))
+                .min(SWEEP_LONGEST_WAIT_MILLIS);
+            // Best effort: without it the purchase is simply tried on the next run.
+            let _ = self.db.execute(
+                "UPDATE purchases SET sweep_attempts = sweep_attempts + 1, retry_at = ?2
+                 WHERE id = ?1 AND status = 'pending'",
+                &[
+                    pending.id.as_str().into(),
+                    Value::Integer(now.millis() + wait),
+                ],
+            );
         }
         Ok(settled)
     }
 }
+
+/// Stale purchases settled per recharge check.
+const SWEEP_BATCH: i64 = 20;
+const SWEEP_FIRST_WAIT_MILLIS: i64 = 60_000;
+const SWEEP_LONGEST_WAIT_MILLIS: i64 = 3_600_000;
 
 fn receipt(row: &crate::store::Row) -> Result<PurchaseReceipt> {
     Ok(PurchaseReceipt {

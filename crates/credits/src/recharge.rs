@@ -165,6 +165,32 @@ const EVALUATE: &str = concat!(
      RETURNING id, payment_method, amount_cents, tokens"
 );
 
+/// Records `auto_recharge.limit_reached` when the monthly limit is what keeps a
+/// crossing from being bought: once per account and month (`events_once`).
+const LIMIT_REACHED: &str = concat!(
+    "INSERT OR IGNORE INTO events (account_id, sequence, type, data, once_key, created_at,
+                                   next_attempt_at)
+     SELECT a.id, (SELECT COALESCE(MAX(sequence), 0) + 1 FROM events WHERE account_id = a.id),
+            'auto_recharge.limit_reached',
+            json_object('pack', s.pack,
+                        'price_eur', printf('%d.%02d', s.pack_price_cents / 100, s.pack_price_cents % 100),
+                        'monthly_limit_eur', printf('%d.%02d', s.monthly_limit_cents / 100,
+                                                    s.monthly_limit_cents % 100),
+                        'spent_this_month_eur', printf('%d.%02d', m.spent / 100, m.spent % 100)),
+            'limit_reached:' || ?3, ?2, ?2
+     FROM accounts a JOIN auto_recharge s ON s.account_id = a.id,
+          (SELECT COALESCE(SUM(p.amount_cents), 0) AS spent FROM purchases p
+           WHERE p.account_id = ?1 AND p.source = 'auto_recharge' AND p.period = ?3
+             AND p.status <> 'failed') AS m
+     WHERE a.id = ?1 AND s.enabled = 1 AND a.plan <> 'free' AND a.payment_method IS NOT NULL
+       AND ",
+    net_credits!("?2"),
+    " < s.threshold_tokens
+       AND (s.retry_after IS NULL OR s.retry_after <= ?2)
+       AND m.spent + s.pack_price_cents > s.monthly_limit_cents
+     RETURNING id"
+);
+
 impl Credits<'_> {
     /// The auto-recharge settings (defaults before the first `PUT`).
     pub fn recharge_settings(&self, account: &AccountId) -> Result<RechargeSettingsView> {
@@ -283,11 +309,22 @@ impl Credits<'_> {
             &[account.as_str().into(), Value::Integer(self.now().millis())],
         )?;
         let below = rows.first().map(|r| r.int(0)).transpose()? == Some(1);
-        Ok(if below {
-            RechargeOutcome::Skipped
-        } else {
-            RechargeOutcome::NotNeeded
-        })
+        if !below {
+            return Ok(RechargeOutcome::NotNeeded);
+        }
+        let now = self.now();
+        let recorded = self.db.execute(
+            LIMIT_REACHED,
+            &[
+                account.as_str().into(),
+                Value::Integer(now.millis()),
+                now.month().key().into(),
+            ],
+        )?;
+        if !recorded.is_empty() {
+            self.note_events_due();
+        }
+        Ok(RechargeOutcome::Skipped)
     }
 
     /// The scheduled evaluation: finishes stale purchases, records expired holds,
@@ -295,6 +332,8 @@ impl Credits<'_> {
     /// failure (provider down, a storage error) lands it in `failed` and never
     /// stops the others.
     pub fn recharge_check(&self) -> Result<RechargeReport> {
+        // Every recharge check delivers what is due, recorded here or earlier.
+        self.note_events_due();
         self.settle_stale_purchases(self.now().plus_millis(-STALE_PURCHASE_MILLIS))?;
         // Bookkeeping only: an expired hold reserves nothing whether marked or not.
         let _ = self.expire_holds();

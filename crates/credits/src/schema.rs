@@ -69,6 +69,21 @@ pub const MIGRATIONS: &[Migration] = &[
         statements: V3,
         mark: "PRAGMA user_version = 3",
     },
+    Migration {
+        version: 4,
+        columns: &[
+            NewColumn {
+                probe: "SELECT sweep_attempts FROM purchases LIMIT 0",
+                add: "ALTER TABLE purchases ADD COLUMN sweep_attempts INTEGER NOT NULL DEFAULT 0",
+            },
+            NewColumn {
+                probe: "SELECT retry_at FROM purchases LIMIT 0",
+                add: "ALTER TABLE purchases ADD COLUMN retry_at INTEGER",
+            },
+        ],
+        statements: V4,
+        mark: "PRAGMA user_version = 4",
+    },
 ];
 
 // Comments stay out of the SQL: the schema's text is parsed on every new connection.
@@ -255,29 +270,6 @@ const V2: &[&str] = &[
 // since a conflict clause (`OR IGNORE`, `OR REPLACE`) can skip a CHECK but never
 // a RAISE.
 const V3: &[&str] = &[
-    // Every entry has its account; a refund returns at most what its deduction has
-    // left, each part to where it came from; plan tokens belong to the entry's
-    // month or an earlier one, and those of an ended month are taken only by
-    // settling a hold made in it.
-    "CREATE TRIGGER IF NOT EXISTS ledger_entry_rules BEFORE INSERT ON ledger
-     BEGIN
-        SELECT RAISE(ABORT, 'an entry needs its account')
-        WHERE NOT EXISTS (SELECT 1 FROM accounts WHERE id = NEW.account_id);
-        SELECT RAISE(ABORT, 'a refund returns at most what its deduction has left')
-        WHERE NEW.kind = 'refund' AND NOT EXISTS (
-            SELECT 1 FROM ledger d
-            WHERE d.account_id = NEW.account_id AND d.seq = NEW.refund_of AND d.kind = 'deduction'
-              AND (SELECT NEW.tokens + COALESCE(SUM(r.tokens), 0) <= d.tokens
-                          AND NEW.credit_tokens + COALESCE(SUM(r.credit_tokens), 0) <= d.credit_tokens
-                          AND NEW.plan_tokens + COALESCE(SUM(r.plan_tokens), 0) <= d.plan_tokens
-                   FROM ledger r
-                   WHERE r.account_id = d.account_id AND r.refund_of = d.seq));
-        SELECT RAISE(ABORT, 'an entry never takes plan tokens of a month after its own time')
-        WHERE NEW.period > strftime('%Y-%m', NEW.created_at / 1000, 'unixepoch');
-        SELECT RAISE(ABORT, 'plan tokens of an ended month are taken only by settling its hold')
-        WHERE NEW.kind = 'deduction' AND NEW.plan_tokens > 0 AND NEW.hold_id IS NULL
-          AND NEW.period < (SELECT plan_period FROM accounts WHERE id = NEW.account_id);
-     END",
     // Replaces accounts_balance_follows_ledger (dropped below): also an account
     // keeps its id, its allocation is its plan's (the catalog of API.md; see
     // `catalog::tests`), its plan use is never negative and never rises above the
@@ -376,6 +368,134 @@ const V3: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS holds_live ON holds (account_id, expires_at) WHERE status = 'held'",
     "CREATE UNIQUE INDEX IF NOT EXISTS holds_by_key
         ON holds (account_id, create_key) WHERE create_key IS NOT NULL",
+];
+
+// Events to the platform, recorded by the statement that makes the change they
+// report (here, its triggers), and the stale-purchase sweep's backoff.
+const V4: &[&str] = &[
+    "DROP TRIGGER IF EXISTS ledger_entry_rules",
+    // Every entry has its account; a refund returns at most what its deduction has
+    // left, each part to where it came from; a deduction's plan tokens belong to
+    // its own month or an earlier one, and those of an ended month are taken only
+    // by settling a hold made in it. (Version 3 had a first draft of this guard,
+    // replaced here: a guard may be missing for a moment, never doubled.)
+    "CREATE TRIGGER IF NOT EXISTS ledger_entry_rules BEFORE INSERT ON ledger
+     BEGIN
+        SELECT RAISE(ABORT, 'an entry needs its account')
+        WHERE NOT EXISTS (SELECT 1 FROM accounts WHERE id = NEW.account_id);
+        SELECT RAISE(ABORT, 'a refund returns at most what its deduction has left')
+        WHERE NEW.kind = 'refund' AND NOT EXISTS (
+            SELECT 1 FROM ledger d
+            WHERE d.account_id = NEW.account_id AND d.seq = NEW.refund_of AND d.kind = 'deduction'
+              AND (SELECT NEW.tokens + COALESCE(SUM(r.tokens), 0) <= d.tokens
+                          AND NEW.credit_tokens + COALESCE(SUM(r.credit_tokens), 0) <= d.credit_tokens
+                          AND NEW.plan_tokens + COALESCE(SUM(r.plan_tokens), 0) <= d.plan_tokens
+                   FROM ledger r
+                   WHERE r.account_id = d.account_id AND r.refund_of = d.seq));
+        SELECT RAISE(ABORT, 'a deduction never takes plan tokens of a month after its own time')
+        WHERE NEW.kind = 'deduction' AND NEW.plan_tokens > 0
+          AND NEW.period > strftime('%Y-%m', NEW.created_at / 1000, 'unixepoch');
+        SELECT RAISE(ABORT, 'plan tokens of an ended month are taken only by settling its hold')
+        WHERE NEW.kind = 'deduction' AND NEW.plan_tokens > 0 AND NEW.hold_id IS NULL
+          AND NEW.period < (SELECT plan_period FROM accounts WHERE id = NEW.account_id);
+     END",
+
+    // id: the global order events are listed and delivered in; sequence counts
+    // each account's events from 1. once_key makes "once per month" a constraint.
+    // claimed_until: an instance is sending it; no other does until then.
+    "CREATE TABLE IF NOT EXISTS events (
+        id INTEGER PRIMARY KEY,
+        account_id TEXT NOT NULL,
+        sequence INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        data TEXT NOT NULL,
+        once_key TEXT,
+        created_at INTEGER NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        claimed_until INTEGER,
+        last_error TEXT,
+        UNIQUE (account_id, sequence)
+    )",
+    "CREATE UNIQUE INDEX IF NOT EXISTS events_once ON events (account_id, once_key)
+        WHERE once_key IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS events_due ON events (next_attempt_at) WHERE status = 'pending'",
+    // credits.low: a deduction took the credit balance from at least the threshold
+    // to below it (once per crossing, enabled or not); credits.depleted: nothing is
+    // available after it, holds counted. The WHEN keeps both off the path of a
+    // deduction that records nothing: plan-only, or no threshold crossed, and no
+    // hold probe unless plan and credits are nearly gone.
+    "CREATE TRIGGER IF NOT EXISTS ledger_events AFTER INSERT ON ledger
+     WHEN NEW.kind = 'deduction' AND (
+          (NEW.credit_tokens > 0 AND NEW.credit_balance_after < (
+               SELECT threshold_tokens FROM auto_recharge WHERE account_id = NEW.account_id)
+           AND NEW.credit_balance_after + NEW.credit_tokens >= (
+               SELECT threshold_tokens FROM auto_recharge WHERE account_id = NEW.account_id))
+       OR (NEW.hold_id IS NULL AND NEW.credit_balance_after + COALESCE(NEW.plan_remaining_after, 0) <= (
+               SELECT COALESCE(SUM(tokens), 0) FROM holds
+               WHERE account_id = NEW.account_id AND status = 'held' AND expires_at > NEW.created_at)))
+     BEGIN
+        INSERT INTO events (account_id, sequence, type, data, created_at, next_attempt_at)
+        SELECT NEW.account_id, (SELECT COALESCE(MAX(sequence), 0) + 1 FROM events WHERE account_id = NEW.account_id), 'credits.low',
+               json_object('balance_tokens', NEW.credit_balance_after,
+                           'threshold_tokens', s.threshold_tokens,
+                           'transaction_id', printf('tx_%012d', NEW.seq)),
+               NEW.created_at, NEW.created_at
+        FROM auto_recharge s
+        WHERE s.account_id = NEW.account_id AND NEW.credit_tokens > 0
+          AND NEW.credit_balance_after < s.threshold_tokens
+          AND NEW.credit_balance_after + NEW.credit_tokens >= s.threshold_tokens;
+        INSERT INTO events (account_id, sequence, type, data, created_at, next_attempt_at)
+        SELECT NEW.account_id, (SELECT COALESCE(MAX(sequence), 0) + 1 FROM events WHERE account_id = NEW.account_id), 'credits.depleted',
+               json_object('available_tokens', 0, 'transaction_id', printf('tx_%012d', NEW.seq)),
+               NEW.created_at, NEW.created_at
+        FROM (SELECT COALESCE(SUM(CASE WHEN period = NEW.period THEN plan_tokens ELSE 0 END), 0) AS plan_held,
+                     COALESCE(SUM(credit_tokens), 0) AS credit_held
+              FROM holds WHERE account_id = NEW.account_id AND status = 'held'
+                           AND expires_at > NEW.created_at) AS h
+        WHERE NEW.hold_id IS NULL
+          AND MAX(0, COALESCE(NEW.plan_remaining_after, 0) - h.plan_held)
+              + NEW.credit_balance_after - h.credit_held <= 0;
+     END",
+    "CREATE TRIGGER IF NOT EXISTS holds_events AFTER INSERT ON holds
+     WHEN NEW.answer_available = 0
+     BEGIN
+        INSERT INTO events (account_id, sequence, type, data, created_at, next_attempt_at)
+        VALUES (NEW.account_id, (SELECT COALESCE(MAX(sequence), 0) + 1 FROM events WHERE account_id = NEW.account_id), 'credits.depleted',
+                json_object('available_tokens', 0, 'hold_id', NEW.id), NEW.created_at, NEW.created_at);
+     END",
+    // A purchase's outcome; an auto-recharge decline is auto_recharge.failed
+    // (authentication_required included).
+    "CREATE TRIGGER IF NOT EXISTS purchases_events AFTER UPDATE OF status ON purchases
+     WHEN OLD.status = 'pending' AND NEW.status IN ('succeeded', 'failed')
+     BEGIN
+        INSERT INTO events (account_id, sequence, type, data, created_at, next_attempt_at)
+        VALUES (NEW.account_id, (SELECT COALESCE(MAX(sequence), 0) + 1 FROM events WHERE account_id = NEW.account_id),
+               CASE NEW.source WHEN 'manual' THEN 'purchase.' ELSE 'auto_recharge.' END || NEW.status,
+               json_object('purchase', json_object(
+                   'id', NEW.id, 'source', NEW.source, 'pack', NEW.pack, 'tokens', NEW.tokens,
+                   'amount_eur', printf('%d.%02d', NEW.amount_cents / 100, NEW.amount_cents % 100),
+                   'status', NEW.status,
+                   'transaction_id', CASE WHEN NEW.granted_seq IS NOT NULL
+                                          THEN printf('tx_%012d', NEW.granted_seq) END,
+                   'failure_message', NEW.failure_message)),
+               NEW.updated_at, NEW.updated_at);
+     END",
+    "CREATE TRIGGER IF NOT EXISTS auto_recharge_events AFTER UPDATE OF enabled ON auto_recharge
+     WHEN OLD.enabled = 1 AND NEW.enabled = 0 AND NEW.declines >= 3
+     BEGIN
+        INSERT INTO events (account_id, sequence, type, data, created_at, next_attempt_at)
+        VALUES (NEW.account_id, (SELECT COALESCE(MAX(sequence), 0) + 1 FROM events WHERE account_id = NEW.account_id), 'auto_recharge.disabled',
+               json_object('settings', json_object(
+                   'enabled', json('false'), 'pack', NEW.pack,
+                   'threshold_tokens', NEW.threshold_tokens,
+                   'monthly_limit_eur', printf('%d.%02d', NEW.monthly_limit_cents / 100,
+                                               NEW.monthly_limit_cents % 100),
+                   'last_error', json_object('code', NEW.last_error_code,
+                                             'message', NEW.last_error_message))),
+               NEW.last_error_at, NEW.last_error_at);
+     END",
 ];
 
 /// The newest schema version this build knows.

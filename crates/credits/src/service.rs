@@ -1,5 +1,6 @@
 //! The service every adapter calls: one value per request, over the ports.
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use crate::clock::Clock;
@@ -14,6 +15,9 @@ pub struct Credits<'a> {
     pub(crate) cache: &'a dyn KeyValue,
     pub(crate) payments: &'a dyn PaymentProvider,
     pub(crate) clock: &'a dyn Clock,
+    /// Whether this request may have recorded an event (or made one due), so the
+    /// adapter knows to deliver after the answer; most requests record none.
+    events_due: Cell<bool>,
 }
 
 /// A result that may have been answered from an earlier request with the same
@@ -53,7 +57,18 @@ impl<'a> Credits<'a> {
             cache,
             payments,
             clock,
+            events_due: Cell::new(false),
         }
+    }
+
+    /// Whether this request may have recorded an event or made one due.
+    #[must_use]
+    pub fn events_may_be_due(&self) -> bool {
+        self.events_due.get()
+    }
+
+    pub(crate) fn note_events_due(&self) {
+        self.events_due.set(true);
     }
 
     /// Applies pending schema migrations now. Not needed before serving: the

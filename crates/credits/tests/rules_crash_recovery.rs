@@ -163,6 +163,10 @@ fn a_purchase_that_cannot_be_settled_does_not_stop_the_recharge_check() {
         1
     );
     assert_eq!((w.balance(&stuck), w.balance(&acme)), (0, 1_000_000));
+    // A purchase that failed to settle waits a minute before it is tried again.
+    w.credits_with(|c| c.recharge_check()).unwrap();
+    assert_eq!(w.balance(&stuck), 0);
+    w.clock.advance_ms(61_000);
     // Once the provider answers again, the purchase is granted, once.
     let report = w.credits_with(|c| c.recharge_check()).unwrap();
     assert!(report.recharged.is_empty());
@@ -197,5 +201,39 @@ fn an_evaluation_that_fails_lists_its_account_in_failed_and_the_check_goes_on() 
         (1_000_000, 1_000_000)
     );
     assert_eq!(auto_purchases(&w, &stuck), 1);
+    w.assert_books_balance();
+}
+
+#[test]
+fn purchases_that_keep_failing_wait_and_never_starve_newer_ones() {
+    let w = World::new();
+    let stuck = w.paying_account("stuck", Plan::Pro, "pm_card_unreachable");
+    let acme = w.paying_account("acme", Plan::Pro, VISA);
+    let provider = || UnreachableFor("pm_card_unreachable", w.sandbox());
+    for _ in 0..45 {
+        w.credits_paying_with(&provider(), |c| c.purchase(&stuck, Pack::Starter, None))
+            .unwrap_err();
+        w.clock.advance_ms(1_000);
+    }
+    // Newest of all: charged, its answer lost.
+    let lost = ChargesThenFails(w.sandbox());
+    w.credits_paying_with(&lost, |c| c.purchase(&acme, Pack::Starter, None))
+        .unwrap_err();
+    w.clock.advance_ms(61_000);
+    // Each run tries a bounded batch, oldest first; the ones that fail wait, so the
+    // next runs reach the newer purchase without any clock passing.
+    for _ in 0..3 {
+        w.credits_paying_with(&provider(), |c| c.recharge_check())
+            .unwrap();
+    }
+    assert_eq!(
+        w.balance(&acme),
+        1_000_000,
+        "the customer who paid is granted"
+    );
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM purchases WHERE status = 'pending'"),
+        45
+    );
     w.assert_books_balance();
 }

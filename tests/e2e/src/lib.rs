@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 use std::net::TcpListener;
+
+pub mod receiver;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -55,12 +57,36 @@ impl TestApp {
         Self::start_on(&self.state_path)
     }
 
+    /// A fresh app with more Spin variables (e.g. where events go).
+    #[must_use]
+    pub fn start_with(extra: &[(&str, &str)]) -> Self {
+        let state = tempfile::tempdir().expect("state dir");
+        let mut app = Self::start_on_with(state.path(), extra);
+        app.state = Some(state);
+        app
+    }
+
+    /// Another instance on this app's database, with its own variables.
+    #[must_use]
+    pub fn another_instance_with(&self, extra: &[(&str, &str)]) -> Self {
+        Self::start_on_with(&self.state_path, extra)
+    }
+
     fn start_on(state_path: &Path) -> Self {
+        Self::start_on_with(state_path, &[])
+    }
+
+    fn start_on_with(state_path: &Path, extra: &[(&str, &str)]) -> Self {
         ensure_built();
-        let variables = HashMap::from([
+        let mut variables = HashMap::from([
             ("service_token".to_owned(), SERVICE.to_owned()),
             ("test_clock".to_owned(), "true".to_owned()),
         ]);
+        variables.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         let options = minispin::AppOptions {
             state_dir: Some(state_path.to_owned()),
             variables,

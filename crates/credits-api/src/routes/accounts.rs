@@ -1,19 +1,33 @@
-//! Service routes that provision accounts.
+//! Service routes that provision accounts, and the events recorded about them.
 
-use credits::{AccountId, Credits, CreditsError};
+use credits::{AccountId, Credits, CreditsError, EventId};
 
-use crate::bodies::{NewAccount, PlanChange};
+use crate::bodies::{EventsParams, NewAccount, PlanChange};
 use crate::call::{Call, parse, run};
 use crate::error::ApiError;
 use crate::reply::Reply;
 use crate::routes::not_found;
 use crate::{Env, Request, Response};
 
-/// `POST /api/admin/accounts`, `PUT /api/admin/accounts/{account_id}/plan`.
+/// `POST /api/admin/accounts`, `PUT /api/admin/accounts/{account_id}/plan`,
+/// `GET /api/admin/events`, `POST /api/admin/events/{id}/redeliver`.
 pub fn serve(env: &Env<'_>, req: &Request) -> Response {
     let path = req.uri().path();
     if path == "/api/admin/accounts" {
         return run(env, req, "POST", create);
+    }
+    if path == "/api/admin/events" {
+        return run(env, req, "GET", events);
+    }
+    if let Some(rest) = path.strip_prefix("/api/admin/events/") {
+        return match rest.strip_suffix("/redeliver") {
+            Some(id) if !id.is_empty() && !id.contains('/') => {
+                run(env, req, "POST", |call, credits| {
+                    redeliver(call, credits, id)
+                })
+            }
+            _ => not_found::serve(req),
+        };
     }
     match path
         .strip_prefix("/api/admin/accounts/")
@@ -40,4 +54,19 @@ fn change_plan(call: &Call<'_>, credits: &Credits<'_>, id: &str) -> Result<Reply
     let account = AccountId::parse(id).map_err(|_| CreditsError::NotFound("account"))?;
     credits.change_plan(&account, plan)?;
     Ok(Reply::ok(&credits.summary(&account)?))
+}
+
+/// Recorded events, oldest first, with their delivery.
+fn events(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, ApiError> {
+    call.require_service(credits)?;
+    call.no_body()?;
+    let (after, limit) = EventsParams::from_query(&call.query())?;
+    Ok(Reply::ok(&credits.events(after, limit)?))
+}
+
+/// Sends an event again, right after this answer.
+fn redeliver(call: &Call<'_>, credits: &Credits<'_>, id: &str) -> Result<Reply, ApiError> {
+    call.require_service(credits)?;
+    call.no_body()?;
+    Ok(Reply::accepted(&credits.redeliver(EventId::parse(id))?))
 }

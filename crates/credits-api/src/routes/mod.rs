@@ -18,6 +18,8 @@ pub fn serve(env: &Env<'_>, req: &Request) -> Response {
     let group: fn(&Env<'_>, &Request) -> Response = match path {
         "/api/admin/accounts" => accounts::serve,
         p if p.starts_with("/api/admin/accounts/") => accounts::serve,
+        "/api/admin/events" => accounts::serve,
+        p if p.starts_with("/api/admin/events/") => accounts::serve,
         "/api/billing/credits" | "/api/billing/credits/usage" | "/api/billing/credits/packs" => {
             balance::serve
         }
