@@ -50,6 +50,7 @@ pub static ALL: &[Asset] = &[
     asset!("/assets/billing.js", "assets/billing.js", JS),
     asset!("/assets/transactions.js", "assets/transactions.js", JS),
     asset!("/assets/credits.js", "assets/credits.js", JS),
+    asset!("/assets/alerts.js", "assets/alerts.js", JS),
 ];
 
 /// The file served on `path`, if any. Exact matches only: no directory walking.

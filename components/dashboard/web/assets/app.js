@@ -6,6 +6,7 @@
 import * as api from './api.js';
 import { $, message } from './dom.js';
 import { renderOverview, renderUsage, renderUpgradeHint, monthStats } from './billing.js';
+import { renderAlerts } from './alerts.js';
 import { Transactions } from './transactions.js';
 import { Credits } from './credits.js';
 
@@ -56,6 +57,7 @@ function route() {
 async function refreshSummary() {
   const summary = await api.getCredits({ limit: 1 });
   renderOverview(summary);
+  renderAlerts(summary);
   credits.setSummary(summary);
   return summary;
 }
