@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Load-tests the app on loopback with wrk: requests per second and p50/p99 latency
-# at 32 connections for deductions, the balance page and the usage report, beside
-# the runtime's trivial-component figure (scripts/bench-runtime.sh, run first in the
-# same run); then prints each component's release .wasm size. The runtime opens
+# at 32 connections for deductions, hold + settle pairs, the balance page and the
+# usage report, beside the runtime's trivial-component figure
+# (scripts/bench-runtime.sh, run first in the same run); then prints each
+# component's release .wasm size. The runtime opens
 # SQLite as Spin does (a new connection per open, no pragmas), so these are the
 # figures a deployment on Spin gets. Bounded: DURATION s per scenario.
 #
@@ -63,6 +64,8 @@ run "the app's JSON 404 (no storage)" "/no-such-route"
 run "GET /api/billing/credits" "/api/billing/credits" bench/balance.lua
 run "POST /api/billing/credits/deductions" "/api/billing/credits/deductions" bench/deduct.lua
 run "GET /api/billing/credits/usage" "/api/billing/credits/usage?group_by=project" bench/usage.lua
+# A streaming call's billing: hold, then settle (pairs per second = req/s / 2).
+run "POST …/holds + …/settle (requests)" "/api/billing/credits/holds" bench/holds.lua
 
 echo
 balance=$(curl -sf -H "Authorization: Bearer $key" "$BASE/api/billing/credits?limit=1")

@@ -8,7 +8,10 @@
 //!     and one at a time (`LEDGER_BENCH_ONLY_DEDUCTIONS=1` stops there;
 //!     `LEDGER_BENCH_PRAGMAS` tries other settings, see `open`);
 //! (b) the time of one history page (limit 50) for an account with 1,000,000
-//!     ledger rows against one with 1,000.
+//!     ledger rows against one with 1,000;
+//! (c) the usage report at both sizes;
+//! (d) what recording events costs a deduction that records none: the same
+//!     deductions with the events trigger and without it, alternately, in one run.
 
 #![allow(
     clippy::redundant_closure_for_method_calls, // `|c| c.audit()` reads better than a path
@@ -28,7 +31,8 @@ use std::time::{Duration, Instant};
 
 use credits::{
     AccountId, Credits, Database, DeductionRequest, Durability, FixedClock, HistoryQuery, NoCache,
-    Operation, Plan, Resource, Timestamp, TokenAmount, TransactionKind, UsageGrouping, UsageQuery,
+    Operation, Pack, PaymentMethodId, Plan, RechargeSettings, Resource, Timestamp, TokenAmount,
+    TransactionKind, UsageGrouping, UsageQuery,
 };
 use credits_sandbox::SandboxPayments;
 use credits_sqlite::NativeDb;
@@ -223,6 +227,8 @@ fn main() {
         );
     }
 
+    events_cost(&dir.path().join("events.db"));
+
     println!("(c) this month's usage report, grouped by day, project and operation");
     for (name, account, rows) in [("small", &small, 1_000u64), ("big", &big, 1_000_000)] {
         let times: Vec<f64> = [
@@ -331,4 +337,51 @@ fn durability_pragmas(path: &Path) -> Duration {
 
 fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
+}
+
+/// (d) Deductions that take credits on an account with a threshold they never
+/// cross: the events trigger evaluates its `WHEN` and records nothing. Measured
+/// with the trigger and without it (the schema before events), alternately.
+fn events_cost(path: &Path) {
+    let db = NativeDb::open(path).unwrap();
+    let account = AccountId::parse("events").unwrap();
+    with_credits(&db, |c| {
+        c.migrate().unwrap();
+        c.create_account(&account, Plan::Pro).unwrap();
+        let visa = PaymentMethodId::parse("pm_card_visa").unwrap();
+        c.save_payment_method(&account, &visa).unwrap();
+        for _ in 0..3 {
+            c.purchase(&account, Pack::Plus, None).unwrap();
+        }
+        let threshold = TokenAmount::new(1_000_000).unwrap();
+        let settings = RechargeSettings::new(false, Some(Pack::Starter), Some(threshold), None);
+        c.save_recharge_settings(&account, &settings.unwrap())
+            .unwrap();
+        let mut plan = deduction(&account);
+        plan.tokens = TokenAmount::new(2_000_000).unwrap();
+        c.deduct(&plan, None).unwrap();
+    });
+    let trigger = credits::schema::MIGRATIONS
+        .iter()
+        .flat_map(|m| m.statements.iter())
+        .find(|s| s.contains("TRIGGER IF NOT EXISTS ledger_events"))
+        .expect("the events trigger");
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        db.execute(trigger, &[]).unwrap();
+        with.push(deductions_per_second(path, &account, 1, 5_000));
+        db.execute("DROP TRIGGER ledger_events", &[]).unwrap();
+        without.push(deductions_per_second(path, &account, 1, 5_000));
+    }
+    db.execute(trigger, &[]).unwrap();
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!(
+        "(d) deductions that record no event (credit tokens, a threshold never crossed), one connection: \
+         {:>8.0}/s with the events trigger, {:>8.0}/s without it (median of 3 alternating runs)",
+        median(with),
+        median(without)
+    );
 }

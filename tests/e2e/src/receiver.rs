@@ -1,4 +1,4 @@
-//! A platform's webhook receiver on loopback: records every event POSTed to it
+//! A platform's webhook receiver on loopback: records every event sent to it
 //! and answers as scripted (some 500s, then 2xx), as the event tests need.
 
 use std::collections::VecDeque;
@@ -71,7 +71,7 @@ impl Receiver {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Where events are POSTed: what `events_url` names.
+    /// Where events are sent: what `events_url` names.
     #[must_use]
     pub fn url(&self) -> String {
         format!("{}/hooks/credits", self.origin())
