@@ -60,7 +60,7 @@ test('axe: the sign-in page, empty and with its error', async (t) => {
   await done();
 });
 
-test('axe: the Billing view with history, charts and the upgrade hint, wide and narrow', async (t) => {
+test('axe: the Billing view with history and charts, wide and narrow', async (t) => {
   const { acme } = await accounts();
   const { page, done } = await openPage(shared.browser);
   await signIn(page, acme.key);
@@ -69,6 +69,19 @@ test('axe: the Billing view with history, charts and the upgrade hint, wide and 
   await audit(t, page, 'Billing');
   await page.setViewportSize({ width: 375, height: 812 });
   await audit(t, page, 'Billing, narrow');
+  await done();
+});
+
+test('axe: the Billing view with the upgrade hint', async (t) => {
+  const id = fresh('a11y-spender');
+  const { api_key: key } = await service.createAccount(id, 'pro');
+  await account(key).savePaymentMethod('pm_card_visa');
+  await account(key).buy('pro');
+  await account(key).buy('standard');
+  const { page, done } = await openPage(shared.browser);
+  await signIn(page, key);
+  await page.locator('#upgrade-hint').waitFor();
+  await audit(t, page, 'Billing with the upgrade hint');
   await done();
 });
 

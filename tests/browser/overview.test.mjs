@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useBrowser, openPage, signIn, accounts, screenshotPath } from './lib/browser.mjs';
-import { account, service, BASE_URL } from './lib/api.mjs';
+import { account, service, expect as answered, BASE_URL } from './lib/api.mjs';
 
 const shared = useBrowser();
 const fmt = (n) => n.toLocaleString('en-US');
@@ -40,11 +40,9 @@ test('signing in shows the overview, as the API reports it', async () => {
   const expected = renews.toLocaleDateString('en-GB', { day: 'numeric', month: 'long', year: 'numeric', timeZone: 'UTC' });
   assert.equal(await page.locator('#plan-renews').textContent(), expected);
 
-  // 37 deductions used the whole allocation and millions of credit tokens: say upgrading may pay.
-  const hint = page.locator('#upgrade-hint');
-  await hint.waitFor();
-  assert.match(await hint.textContent(), /Team plan includes 10,000,000 tokens a month/);
-  assert.match(await hint.textContent(), /If you consistently need credits, upgrading may be more cost-effective/);
+  // €35 of packs this month is less than the €60 more that Team costs: no upgrade hint.
+  await page.locator('#usage-day-svg').waitFor();
+  assert.equal(await page.locator('#upgrade-hint').isVisible(), false);
 
   const shot = screenshotPath('dashboard-overview.png');
   if (shot) {
@@ -88,6 +86,49 @@ test('the key lives in sessionStorage only: kept on reload, gone after sign out'
   assert.equal(await page.evaluate(() => sessionStorage.length), 0);
   await page.reload();
   assert.equal(await page.getByLabel('Account key').isVisible(), true);
+  await done();
+});
+
+/** A pro account that bought `packs` this month. */
+async function spender(packs) {
+  const id = `spender-${Date.now()}-${packs.join('-')}`;
+  const { api_key: key } = await service.createAccount(id, 'pro');
+  await account(key).savePaymentMethod('pm_card_visa');
+  for (const pack of packs) await account(key).buy(pack);
+  await service.deduct({ account_id: id, tokens: 3_000_000, operation: 'chat' });
+  return key;
+}
+
+test('packs costing at least what the next plan costs more suggest upgrading, in euros', async () => {
+  // Pro (€50.00) + Standard (€10.00) = €60.00: Team costs €80.00 a month, €60.00 more than Pro.
+  const key = await spender(['pro', 'standard']);
+  const catalog = await answered(200, 'GET', '/api/billing/credits/packs', { token: key });
+  assert.deepEqual(catalog.plans.map((p) => [p.id, p.price_eur]), [['free', '0.00'], ['pro', '20.00'], ['team', '80.00']]);
+  const { page, done } = await openPage(shared.browser);
+  await signIn(page, key);
+  const hint = page.locator('#upgrade-hint');
+  await hint.waitFor();
+  const text = await hint.textContent();
+  assert.match(text, /This month you spent €60\.00 on credit packs and used 1,000,000 tokens from credits/);
+  assert.match(text, /your Pro plan \(€20\.00 a month, 2,000,000 tokens\)/);
+  assert.match(text, /The Team plan costs €80\.00 a month, €60\.00 more, and includes 10,000,000 tokens a month/);
+  assert.match(text, /If you consistently need credits, upgrading your plan may be more cost-effective/);
+  await done();
+});
+
+test('the hint compares with the prices the catalog reports, not fixed ones', async () => {
+  const key = await spender(['pro', 'standard']);
+  const { page, done } = await openPage(shared.browser);
+  // An operator who prices Team at €200.00: €60.00 of packs no longer makes it pay.
+  await page.route('**/api/billing/credits/packs', async (route) => {
+    const response = await route.fetch();
+    const body = await response.json();
+    body.plans.find((p) => p.id === 'team').price_eur = '200.00';
+    await route.fulfill({ response, json: body });
+  });
+  await signIn(page, key);
+  await page.locator('#tx-body tr').first().waitFor();
+  assert.equal(await page.locator('#upgrade-hint').isVisible(), false);
   await done();
 });
 

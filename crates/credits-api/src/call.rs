@@ -85,6 +85,11 @@ fn request_time(env: &Env<'_>, req: &Request) -> (Timestamp, Option<ApiError>) {
 }
 
 impl Call<'_> {
+    /// How the service is configured.
+    pub(crate) fn config(&self) -> &credits_service::Config {
+        self.env.config
+    }
+
     fn bearer(&self) -> Result<Bearer<'_>, ApiError> {
         let header = self.req.headers().get(http::header::AUTHORIZATION);
         let token = header

@@ -24,6 +24,10 @@ pub enum ApiError {
     /// Malformed JSON, a wrong type, a bad header or query parameter.
     #[error("{0}")]
     InvalidRequest(String),
+    /// The operator's configuration is wrong (a variable's value): the message
+    /// names the variable, and is shown, as it holds no internals.
+    #[error("the service is misconfigured: {0}")]
+    Misconfigured(String),
 }
 
 impl ApiError {
@@ -42,6 +46,7 @@ impl ApiError {
             Self::PayloadTooLarge => ("payload_too_large", 413),
             Self::UnsupportedMediaType => ("unsupported_media_type", 415),
             Self::InvalidRequest(_) => ("invalid_request", 400),
+            Self::Misconfigured(_) => ("internal_error", 500),
             Self::Domain(e) => match e {
                 CreditsError::Invalid(_) => ("invalid_request", 400),
                 CreditsError::UnknownAccountKey => ("unauthorized", 401),

@@ -11,7 +11,7 @@ mod error;
 mod reply;
 pub mod routes;
 
-pub use credits_service::{Config, Stores};
+pub use credits_service::{Config, PlanPricing, Stores};
 pub use error::ApiError;
 
 /// An incoming request, its body read whole.

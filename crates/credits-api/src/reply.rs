@@ -58,7 +58,10 @@ pub(crate) fn respond(result: Result<Reply, ApiError>) -> Response {
 /// `{"error": {"code": ..., "message": ...}}` with the status that goes with it.
 pub fn error_response(error: &ApiError) -> Response {
     let (code, status) = error.code_and_status();
-    let message = if status == 500 {
+    let message = if let ApiError::Misconfigured(_) = error {
+        eprintln!("internal error: {error}");
+        error.to_string()
+    } else if status == 500 {
         // Details are for the operator's log, never for callers.
         eprintln!("internal error: {error}");
         "something went wrong on our side; retry with the same Idempotency-Key to learn \

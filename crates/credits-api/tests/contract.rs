@@ -240,3 +240,69 @@ fn a_story_of_purchase_deduction_refund() {
     assert_eq!(s, 200);
     assert_eq!(b["packs"][2]["price_per_million_eur"], "3.57");
 }
+
+/// `GET …/packs` with the plans' prices configured as `vars` says.
+fn catalog_with(vars: &[(&str, &str)]) -> (u16, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = NativeDb::open(&dir.path().join("db.sqlite")).unwrap();
+    let config = Config {
+        plan_prices: credits_api::PlanPricing::from_variables(|name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        }),
+        ..Config::default()
+    };
+    let env = Env {
+        stores: Stores {
+            db: &db,
+            cache: &NoCache,
+        },
+        config: &config,
+        service_token: Some(SERVICE),
+        test_clock: false,
+        after: None,
+    };
+    let req: Request = http::Request::builder()
+        .uri("/api/billing/credits/packs")
+        .header("authorization", format!("Bearer {SERVICE}"))
+        .body(Vec::new())
+        .unwrap();
+    let resp = routes::serve(&env, &req);
+    (
+        resp.status().as_u16(),
+        serde_json::from_slice(resp.body()).unwrap(),
+    )
+}
+
+#[test]
+fn the_catalog_lists_the_plans_at_their_configured_prices() {
+    let (s, b) = catalog_with(&[]);
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["packs"].as_array().unwrap().len(), 4, "packs unchanged");
+    assert_eq!(
+        b["plans"],
+        json!([
+            {"id": "free", "monthly_tokens": 100_000, "price_eur": "0.00"},
+            {"id": "pro", "monthly_tokens": 2_000_000, "price_eur": "20.00"},
+            {"id": "team", "monthly_tokens": 10_000_000, "price_eur": "80.00"},
+        ])
+    );
+    let (s, b) = catalog_with(&[
+        ("plan_price_pro_eur", "25.00"),
+        ("plan_price_team_eur", "99.90"),
+    ]);
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["plans"][1]["price_eur"], "25.00");
+    assert_eq!(b["plans"][2]["price_eur"], "99.90");
+}
+
+#[test]
+fn a_bad_configured_plan_price_is_an_internal_error_naming_the_variable() {
+    let (s, b) = catalog_with(&[("plan_price_team_eur", "80")]);
+    assert_eq!(s, 500, "{b}");
+    assert_eq!(code(&b), "internal_error");
+    let message = b["error"]["message"].as_str().unwrap();
+    assert!(message.contains("plan_price_team_eur"), "{message}");
+    assert!(message.contains("\"80\""), "{message}");
+}

@@ -3,8 +3,8 @@
 //! request's clock. The HTTP routes and the scheduled component both start here.
 
 use credits::{
-    Clock, Credits, CreditsError, Database, DeliveryReport, EventTransport, EventsTarget,
-    FixedClock, KeyValue, PaymentProvider, RechargeReport, SystemClock, Timestamp,
+    Clock, Credits, CreditsError, Database, DeliveryReport, Eur, EventTransport, EventsTarget,
+    FixedClock, KeyValue, PaymentProvider, PlanPrices, RechargeReport, SystemClock, Timestamp,
 };
 use credits_sandbox::SandboxPayments;
 
@@ -31,6 +31,53 @@ pub struct Config {
     pub payments: PaymentConfig,
     /// Where events are delivered; `None` (no `events_url`): recorded, not sent.
     pub events: Option<EventsTarget>,
+    /// The paid plans' monthly prices (`plan_price_pro_eur`, `plan_price_team_eur`).
+    pub plan_prices: PlanPricing,
+}
+
+/// The plans' monthly prices as configured, or what is wrong with the
+/// configuration: a route that shows them answers `500 internal_error` naming the
+/// variable rather than a made-up price.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanPricing(Result<PlanPrices, String>);
+
+impl Default for PlanPricing {
+    fn default() -> Self {
+        Self(Ok(PlanPrices::default()))
+    }
+}
+
+impl PlanPricing {
+    /// The variables that price the paid plans, as `"20.00"` (spin.toml declares
+    /// them with the defaults of [`PlanPrices::default`]).
+    pub const VARIABLES: [&'static str; 2] = ["plan_price_pro_eur", "plan_price_team_eur"];
+
+    /// Reads the prices with `get` (a variable's value; `None`: not set, so the
+    /// default price). A set value must be a euro amount like `"20.00"`.
+    pub fn from_variables(get: impl Fn(&str) -> Option<String>) -> Self {
+        let mut prices = PlanPrices::default();
+        let [pro, team] = Self::VARIABLES;
+        for (name, slot) in [(pro, &mut prices.pro), (team, &mut prices.team)] {
+            let Some(text) = get(name) else { continue };
+            match Eur::parse(text.trim()) {
+                Ok(price) => *slot = price,
+                Err(_) => {
+                    return Self(Err(format!(
+                        "the variable {name} is {text:?}, not a monthly price in euros like \"20.00\""
+                    )));
+                }
+            }
+        }
+        Self(Ok(prices))
+    }
+
+    /// The prices, or why the configuration has none.
+    ///
+    /// # Errors
+    /// The message naming the variable whose value is not a price.
+    pub fn prices(&self) -> Result<&PlanPrices, &str> {
+        self.0.as_ref().map_err(String::as_str)
+    }
 }
 
 /// Runs `f` on the service over `stores` as of `now`.
@@ -85,4 +132,37 @@ pub fn audit(
         PaymentConfig::Sandbox => broken.extend(credits_sandbox::audit(stores.db)?),
     }
     Ok(broken)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_prices_come_from_the_variables_or_their_defaults() {
+        let none = PlanPricing::from_variables(|_| None);
+        assert_eq!(none.prices(), Ok(&PlanPrices::default()));
+        assert_eq!(none, PlanPricing::default());
+
+        let set = PlanPricing::from_variables(|name| {
+            (name == "plan_price_team_eur").then(|| "99.50".to_owned())
+        });
+        let prices = set.prices().unwrap();
+        assert_eq!(
+            (prices.pro.to_string(), prices.team.to_string()),
+            ("20.00".into(), "99.50".into())
+        );
+    }
+
+    #[test]
+    fn a_price_that_is_not_one_names_its_variable() {
+        for bad in ["20", "twenty", "-5.00", "", "20.001"] {
+            let pricing = PlanPricing::from_variables(|name| {
+                (name == "plan_price_pro_eur").then(|| bad.to_owned())
+            });
+            let message = pricing.prices().unwrap_err();
+            assert!(message.contains("plan_price_pro_eur"), "{message}");
+            assert!(message.contains(&format!("{bad:?}")), "{message}");
+        }
+    }
 }

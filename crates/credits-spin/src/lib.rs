@@ -159,6 +159,8 @@ fn config() -> Config {
     };
     Config {
         events,
+        // A component that does not declare them (only `balance` shows prices) gets the defaults.
+        plan_prices: credits_service::PlanPricing::from_variables(|name| variables::get(name).ok()),
         ..Config::default()
     }
 }

@@ -129,6 +129,54 @@ impl Plan {
     pub fn may_buy_credits(self) -> bool {
         self != Plan::Free
     }
+
+    /// The plan as the catalog route shows it, at the configured prices.
+    #[must_use]
+    pub fn listing(self, prices: &PlanPrices) -> PlanListing {
+        PlanListing {
+            id: self.name(),
+            monthly_tokens: self.monthly_tokens(),
+            price_eur: prices.monthly(self),
+        }
+    }
+}
+
+/// What the paid plans cost a month. The operator sets them (the service's
+/// configuration hands them over as values); the free plan costs nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanPrices {
+    pub pro: Eur,
+    pub team: Eur,
+}
+
+impl PlanPrices {
+    /// The monthly price of `plan`.
+    #[must_use]
+    pub fn monthly(&self, plan: Plan) -> Eur {
+        match plan {
+            Plan::Free => Eur::ZERO,
+            Plan::Pro => self.pro,
+            Plan::Team => self.team,
+        }
+    }
+}
+
+/// The prices when none are configured: Pro €20.00, Team €80.00 a month.
+impl Default for PlanPrices {
+    fn default() -> Self {
+        Self {
+            pro: Eur::from_cents(2000),
+            team: Eur::from_cents(8000),
+        }
+    }
+}
+
+/// One plan of `GET /api/billing/credits/packs` (`"plans"`, beside `"packs"`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PlanListing {
+    pub id: &'static str,
+    pub monthly_tokens: u64,
+    pub price_eur: Eur,
 }
 
 #[cfg(test)]
@@ -171,6 +219,32 @@ mod tests {
                 ("pro", 15_000_000, "50.00".into(), "3.33".into()),
             ]
         );
+    }
+
+    #[test]
+    fn plans_list_their_allocation_and_the_configured_price() {
+        let rows: Vec<_> = Plan::ALL
+            .iter()
+            .map(|p| {
+                let l = p.listing(&PlanPrices::default());
+                (l.id, l.monthly_tokens, l.price_eur.to_string())
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("free", 100_000, "0.00".into()),
+                ("pro", 2_000_000, "20.00".into()),
+                ("team", 10_000_000, "80.00".into()),
+            ]
+        );
+        let prices = PlanPrices {
+            pro: Eur::parse("19.99").unwrap(),
+            team: Eur::parse("0.00").unwrap(),
+        };
+        assert_eq!(Plan::Pro.listing(&prices).price_eur.to_string(), "19.99");
+        assert_eq!(Plan::Team.listing(&prices).price_eur, Eur::ZERO);
+        assert_eq!(Plan::Free.listing(&prices).price_eur, Eur::ZERO);
     }
 
     #[test]

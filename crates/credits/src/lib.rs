@@ -33,7 +33,7 @@ mod transaction;
 mod usage;
 
 pub use account::{CreatedAccount, SavedPaymentMethod, secret_hash, secrets_match};
-pub use catalog::{Pack, PackListing, Plan};
+pub use catalog::{Pack, PackListing, Plan, PlanListing, PlanPrices};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{CreditsError, Result};
 pub use events::{

@@ -77,8 +77,10 @@ async function loadAll() {
   const summary = await attempt('Balance', refreshSummary);
   if (!api.session.key) return;
   if (summary) $('account-id').textContent = summary.account_id;
+  const catalog = api.getPacks();
+  catalog.catch(() => {}); // reported by the attempts that use it
   await Promise.all([
-    attempt('Credit packs', async () => credits.setPacks((await api.getPacks()).packs)),
+    attempt('Credit packs', async () => credits.setPacks((await catalog).packs)),
     attempt('Transactions', () => transactions.reload()),
     attempt('Payment method', async () => {
       try {
@@ -94,7 +96,9 @@ async function loadAll() {
       transactions.suggestProjects(byProject.groups.map((g) => g.key));
     }),
     attempt('Upgrade advice', async () => {
-      if (summary) renderUpgradeHint(summary, await monthStats(summary));
+      // Plan prices are an addition to the catalog: without them, no advice.
+      const plans = await catalog.then((c) => c.plans, () => undefined);
+      if (summary && plans) renderUpgradeHint(summary, await monthStats(summary), plans);
     }),
   ]);
   if (failures.length > 0) {

@@ -5,15 +5,11 @@ import { $, text, replace } from './dom.js';
 import { dailyChart, projectChart } from './chart.js';
 import * as fmt from './format.js';
 
-/** Monthly allocations of the plans (API.md, "Catalog"), in upgrade order. */
-export const PLANS = [
-  { name: 'free', title: 'Free', monthly: 100_000 },
-  { name: 'pro', title: 'Pro', monthly: 2_000_000 },
-  { name: 'team', title: 'Team', monthly: 10_000_000 },
-];
+/** How the plans are named here. Their allocations and prices come from the catalog. */
+const PLAN_TITLES = { free: 'Free', pro: 'Pro', team: 'Team' };
 
 function planTitle(name) {
-  return PLANS.find((p) => p.name === name)?.title ?? fmt.titleCase(name);
+  return PLAN_TITLES[name] ?? fmt.titleCase(name);
 }
 
 /** Fills the overview cards from GET /api/billing/credits. */
@@ -71,22 +67,29 @@ export async function monthStats(summary, maxPages = 10) {
 }
 
 /**
- * Says so when this month's credit use suggests the next plan would serve better:
- * credit tokens used reached half of the extra allocation the next plan includes.
+ * Says so when the next plan would have cost less than this month's credit packs:
+ * the packs bought this month (by hand or by auto-recharge) cost at least what the
+ * next plan costs on top of this one. `plans` is the catalog's
+ * (GET /api/billing/credits/packs): each plan's monthly allocation and price.
  */
-export function renderUpgradeHint(summary, stats) {
-  const index = PLANS.findIndex((p) => p.name === summary.plan.name);
-  const next = index >= 0 ? PLANS[index + 1] : undefined;
+export function renderUpgradeHint(summary, stats, plans) {
+  const ordered = [...(plans ?? [])].sort((a, b) => a.monthly_tokens - b.monthly_tokens);
+  const index = ordered.findIndex((p) => p.id === summary.plan.name);
+  const current = ordered[index];
+  const next = index >= 0 ? ordered[index + 1] : undefined;
   const hint = $('upgrade-hint');
-  if (!next || stats.creditTokens <= 0 || stats.creditTokens < (next.monthly - summary.plan.monthly_tokens) / 2) {
+  const extraCents = next ? (fmt.cents(next.price_eur) ?? NaN) - (fmt.cents(current.price_eur) ?? NaN) : NaN;
+  if (!(extraCents >= 0) || stats.purchaseCents <= 0 || stats.purchaseCents < extraCents) {
     hint.hidden = true;
     return;
   }
-  const spent = stats.purchaseCents > 0 ? ` and bought ${fmt.euros(stats.purchaseCents)} of credit packs` : '';
+  const used = stats.creditTokens > 0 ? ` and used ${fmt.tokens(stats.creditTokens)} tokens from credits` : '';
   text('upgrade-hint-text',
-    `This month you used ${fmt.tokens(stats.creditTokens)} tokens from credits on top of your `
-    + `${planTitle(summary.plan.name)} plan's ${fmt.tokens(summary.plan.monthly_tokens)}${spent}. `
-    + `The ${next.title} plan includes ${fmt.tokens(next.monthly)} tokens a month. `
-    + 'If you consistently need credits, upgrading may be more cost-effective.');
+    `This month you spent ${fmt.euros(stats.purchaseCents)} on credit packs${used}, on top of your `
+    + `${planTitle(current.id)} plan (${fmt.euros(current.price_eur)} a month, `
+    + `${fmt.tokens(current.monthly_tokens)} tokens). The ${planTitle(next.id)} plan costs `
+    + `${fmt.euros(next.price_eur)} a month, ${fmt.euros(extraCents)} more, and includes `
+    + `${fmt.tokens(next.monthly_tokens)} tokens a month. `
+    + 'If you consistently need credits, upgrading your plan may be more cost-effective.');
   hint.hidden = false;
 }

@@ -1,6 +1,6 @@
 //! Account routes that read: the statement, usage, and the pack catalog.
 
-use credits::{Credits, Pack};
+use credits::{Credits, Pack, Plan};
 use serde_json::json;
 
 use crate::bodies::{HistoryParams, UsageParams};
@@ -36,10 +36,17 @@ fn usage(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, ApiError> {
     Ok(Reply::ok(&credits.usage(&account, &query)?))
 }
 
-/// The pack catalog, for either kind of token.
+/// The pack catalog, for either kind of token, and the plans with their
+/// monthly allocation and price (an addition to API.md).
 fn packs(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, ApiError> {
     call.require_any(credits)?;
     call.no_body()?;
+    let prices = call
+        .config()
+        .plan_prices
+        .prices()
+        .map_err(|why| ApiError::Misconfigured(why.to_owned()))?;
     let packs: Vec<_> = Pack::ALL.into_iter().map(Pack::listing).collect();
-    Ok(Reply::ok(&json!({ "packs": packs })))
+    let plans: Vec<_> = Plan::ALL.into_iter().map(|p| p.listing(prices)).collect();
+    Ok(Reply::ok(&json!({ "packs": packs, "plans": plans })))
 }
