@@ -7,11 +7,15 @@ cd "$(dirname "$0")/.."
 # Automatic toolchain installs may be off (RUSTUP_AUTO_INSTALL=0): ask for the target.
 rustup target add wasm32-wasip2
 
-# The runtime's Redis key-value test starts its own redis-server (Debian's).
+# The Redis tests (the runtime's key-value test, and the e2e scenario running
+# deploy/runtime-config.example.toml on two instances) start their own redis-server
+# (Debian's) on a free loopback port; the e2e scenario fails without one.
 if ! command -v redis-server >/dev/null; then
   apt-get install -y -qq redis-server >/dev/null 2>&1 \
     || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
 fi
+redis-server --version >/dev/null \
+  || { echo "redis-server is not runnable: apt-get install -y redis-server" >&2; exit 1; }
 
 # Build the runtime, then every component of spin.toml the way `spin build` does.
 cargo build -p minispin

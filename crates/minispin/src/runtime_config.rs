@@ -158,6 +158,33 @@ path = "data/ledger.db"
         ));
     }
 
+    /// The file `deploy/` keeps for real Spin, read verbatim: Redis key-value and a
+    /// shared SQLite file, which the e2e Redis scenario runs (tests/e2e/tests/runtime_config.rs).
+    #[test]
+    fn reads_the_deploy_file_verbatim() {
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/runtime-config.example.toml"
+        ));
+        let config = RuntimeConfig::load(path).unwrap();
+        assert_eq!(
+            config.key_value_store.keys().collect::<Vec<_>>(),
+            ["default"]
+        );
+        assert!(matches!(
+            &config.key_value_store["default"],
+            KeyValueStoreConfig::Redis { url } if redis::Client::open(url.as_str()).is_ok()
+        ));
+        assert_eq!(
+            config.sqlite_database.keys().collect::<Vec<_>>(),
+            ["default"]
+        );
+        assert!(matches!(
+            &config.sqlite_database["default"],
+            SqliteDatabaseConfig::Spin { path: Some(p) } if p.is_absolute()
+        ));
+    }
+
     #[test]
     fn unknown_keys_and_types_are_errors_that_name_them() {
         let err = parse("[key_value_store.x]\ntype = \"spin\"\npth = \"a.db\"\n").unwrap_err();

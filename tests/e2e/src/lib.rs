@@ -72,11 +72,27 @@ impl TestApp {
         Self::start_on_with(&self.state_path, extra)
     }
 
+    /// A fresh app whose stores come from a Spin runtime config file, as
+    /// `spin up --runtime-config-file FILE` reads it; its own state directory keeps
+    /// whatever the file leaves to Spin's defaults. Several apps on one file are
+    /// several hosts sharing what the file names (a Redis server, an SQLite path).
+    #[must_use]
+    pub fn start_with_runtime_config(runtime_config_file: &Path) -> Self {
+        let state = tempfile::tempdir().expect("state dir");
+        let mut app = Self::launch(state.path(), &[], Some(runtime_config_file));
+        app.state = Some(state);
+        app
+    }
+
     fn start_on(state_path: &Path) -> Self {
         Self::start_on_with(state_path, &[])
     }
 
     fn start_on_with(state_path: &Path, extra: &[(&str, &str)]) -> Self {
+        Self::launch(state_path, extra, None)
+    }
+
+    fn launch(state_path: &Path, extra: &[(&str, &str)], runtime_config: Option<&Path>) -> Self {
         ensure_built();
         let mut variables = HashMap::from([
             ("service_token".to_owned(), SERVICE.to_owned()),
@@ -91,6 +107,7 @@ impl TestApp {
             state_dir: Some(state_path.to_owned()),
             variables,
             cron: false,
+            runtime_config_file: runtime_config.map(Path::to_owned),
             ..minispin::AppOptions::default()
         };
         let app = minispin::App::load(repo_root().join("spin.toml"), options).expect("app loads");
