@@ -16,12 +16,12 @@ use spin_sdk::key_value::Store;
 use spin_sdk::sqlite::{self, Connection};
 use spin_sdk::variables;
 
-/// Spin's `default` SQLite database as the domain's [`Database`], connected on
+/// Spin's `default` `SQLite` database as the domain's [`Database`], connected on
 /// the first statement: a request that never reaches storage opens nothing.
 #[derive(Default)]
 pub struct SpinDb {
     conn: OnceCell<Connection>,
-    /// A new connection starts with SQLite's default, `synchronous = FULL`.
+    /// A new connection starts with `SQLite`'s default, `synchronous = FULL`.
     durability: Cell<Option<Durability>>,
 }
 
@@ -35,8 +35,8 @@ impl SpinDb {
     }
 }
 
-/// Sorts a Spin SQLite error into the kinds the domain decides on. Spin passes
-/// SQLite's failures on as text, so the text is all there is to read; this is
+/// Sorts a Spin `SQLite` error into the kinds the domain decides on. Spin passes
+/// `SQLite`'s failures on as text, so the text is all there is to read; this is
 /// the one place that reads it.
 fn classify(e: sqlite::Error) -> DbError {
     let message = match e {
@@ -166,32 +166,87 @@ fn config() -> Config {
 }
 
 /// Sends events through Spin's outbound HTTP (the component's
-/// `allowed_outbound_hosts` must list `{{ events_host }}`).
+/// `allowed_outbound_hosts` must list `{{ events_host }}`). It runs after the answer
+/// is sent (or in the cron tick), so blocking holds up no client; a receiver gets
+/// 10 s to answer (API.md), which spin-sdk's `send` cannot ask of the host, so
+/// this speaks `wasi:http` directly with request options.
 struct SpinEventTransport;
+
+/// How long a receiver has to connect and to answer.
+const EVENT_TIMEOUT_NANOS: u64 = 10_000_000_000;
 
 impl EventTransport for SpinEventTransport {
     fn deliver(&self, url: &str, event: &SignedEvent) -> DeliveryOutcome {
-        let request = http::Request::builder()
-            .method("POST")
-            .uri(url)
-            .header("content-type", "application/json")
-            .header("content-length", event.body.len())
-            .header("credits-event-id", &event.id)
-            .header("credits-signature", &event.signature)
-            .body(event.body.clone().into_bytes());
-        let request = match request {
-            Ok(request) => request,
-            Err(e) => return DeliveryOutcome::Failed(format!("bad request: {e}")),
-        };
-        // Runs after the answer is sent (or in the cron tick): blocking here holds
-        // up no client.
-        let sent = spin_sdk::http::run(spin_sdk::http::send::<_, http::Response<Vec<u8>>>(request));
-        match sent {
-            Ok(response) if response.status().is_success() => DeliveryOutcome::Delivered,
-            Ok(response) => DeliveryOutcome::Failed(format!("HTTP {}", response.status().as_u16())),
-            Err(e) => DeliveryOutcome::Failed(format!("no answer: {e:?}")),
+        let headers = [
+            ("content-type", "application/json".to_owned()),
+            ("content-length", event.body.len().to_string()),
+            ("credits-event-id", event.id.clone()),
+            ("credits-signature", event.signature.clone()),
+        ];
+        match post(url, &headers, event.body.as_bytes()) {
+            Ok(status) if (200..300).contains(&status) => DeliveryOutcome::Delivered,
+            Ok(status) => DeliveryOutcome::Failed(format!("HTTP {status}")),
+            Err(why) => DeliveryOutcome::Failed(why),
         }
     }
+}
+
+/// POSTs `body` to `url` and answers the status, or why there was none.
+fn post(url: &str, headers: &[(&str, String)], body: &[u8]) -> Result<u16, String> {
+    use wasi::http::outgoing_handler;
+    use wasi::http::types::{
+        Fields, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+    };
+
+    let uri: http::Uri = url.parse().map_err(|e| format!("bad events_url: {e}"))?;
+    let entries: Vec<(String, Vec<u8>)> = headers
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), value.clone().into_bytes()))
+        .collect();
+    let fields = Fields::from_list(&entries).map_err(|e| format!("headers: {e:?}"))?;
+    let request = OutgoingRequest::new(fields);
+    let scheme = if uri.scheme_str() == Some("https") {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
+    let parts = request
+        .set_method(&Method::Post)
+        .and(request.set_scheme(Some(&scheme)))
+        .and(request.set_authority(uri.authority().map(http::uri::Authority::as_str)))
+        .and(
+            request.set_path_with_query(uri.path_and_query().map(http::uri::PathAndQuery::as_str)),
+        );
+    parts.map_err(|()| "bad events_url".to_owned())?;
+    let options = RequestOptions::new();
+    let timeouts = options
+        .set_connect_timeout(Some(EVENT_TIMEOUT_NANOS))
+        .and(options.set_first_byte_timeout(Some(EVENT_TIMEOUT_NANOS)))
+        .and(options.set_between_bytes_timeout(Some(EVENT_TIMEOUT_NANOS)));
+    // A host without timeouts still answers, later: better than not sending.
+    let options = timeouts.is_ok().then_some(options);
+    let outgoing = request.body().map_err(|()| "no request body".to_owned())?;
+    let response = outgoing_handler::handle(request, options).map_err(|e| format!("{e:?}"))?;
+    {
+        let stream = outgoing.write().map_err(|()| "no body stream".to_owned())?;
+        // One blocking write takes at most 4,096 bytes.
+        for chunk in body.chunks(4096) {
+            stream
+                .blocking_write_and_flush(chunk)
+                .map_err(|e| format!("sending the body: {e:?}"))?;
+        }
+    }
+    OutgoingBody::finish(outgoing, None).map_err(|e| format!("{e:?}"))?;
+    let answered = loop {
+        if let Some(answered) = response.get() {
+            break answered;
+        }
+        response.subscribe().block();
+    };
+    let response = answered
+        .map_err(|()| "response taken".to_owned())?
+        .map_err(|e| format!("no answer: {e:?}"))?;
+    Ok(response.status())
 }
 
 /// Serves one request with a route group of the API, on this instance's stores.

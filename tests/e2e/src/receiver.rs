@@ -32,6 +32,9 @@ impl Received {
     }
 }
 
+/// A scripted "status" that answers nothing.
+const HANG: u16 = 0;
+
 #[derive(Default)]
 struct State {
     got: Vec<Received>,
@@ -49,11 +52,21 @@ impl Receiver {
     /// Answers `failures` times 500, then 204.
     #[must_use]
     pub fn start(failures: usize) -> Self {
+        Self::scripted(std::iter::repeat_n(500, failures).collect())
+    }
+
+    /// Answers `hangs` times not at all (holds the connection 15 s), then 204.
+    #[must_use]
+    pub fn hanging(hangs: usize) -> Self {
+        Self::scripted(std::iter::repeat_n(HANG, hangs).collect())
+    }
+
+    fn scripted(script: VecDeque<u16>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let state = Arc::new(Mutex::new(State {
             got: Vec::new(),
-            script: std::iter::repeat_n(500, failures).collect(),
+            script,
         }));
         let shared = Arc::clone(&state);
         thread::spawn(move || {
@@ -147,6 +160,10 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
         state.script.pop_front().unwrap_or(204)
     };
     let mut stream = reader.into_inner();
+    if status == HANG {
+        thread::sleep(Duration::from_secs(15));
+        return;
+    }
     let _ = write!(
         stream,
         "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"

@@ -192,3 +192,35 @@ fn racing_deductions_cross_once_and_two_instances_send_each_event_once() {
     ids.dedup();
     assert_eq!(ids.len(), sent, "no event sent twice");
 }
+
+#[test]
+fn a_receiver_that_does_not_answer_in_10_seconds_is_retried() {
+    let receiver = Receiver::hanging(1);
+    let app = app_sending_to(&receiver);
+    app.account("evt-slow", "free");
+    let started = std::time::Instant::now();
+    let r = app.deduct("evt-slow", 100_000);
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "the answer never waits for the receiver"
+    );
+    receiver.wait_for(1);
+    // The attempt gives up after 10 s and is recorded as failed, to retry.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let delivery = loop {
+        let listed = app.call("GET", "/api/admin/events").service().send();
+        let delivery = listed.body["events"][0]["delivery"].clone();
+        if delivery["last_error"].is_string() || std::time::Instant::now() > deadline {
+            break delivery;
+        }
+        thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(delivery["status"], "pending", "{delivery}");
+    assert_eq!(delivery["attempts"], 1);
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_secs(9) && waited < std::time::Duration::from_secs(14),
+        "gave up after about 10 s, not the receiver's 15: {waited:?}"
+    );
+}
