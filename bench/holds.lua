@@ -4,17 +4,18 @@
 -- wrk counts requests: pairs per second are half its rate.
 local token = "Bearer " .. os.getenv("BENCH_SERVICE_TOKEN")
 local headers = { ["Content-Type"] = "application/json", ["Authorization"] = token }
-local hold = wrk.format("POST", "/api/billing/credits/holds", headers,
-  '{"account_id":"bench","tokens":2,"operation":"bench","resource":{"project":"load"}}')
+local hold_body = '{"account_id":"bench","tokens":2,"operation":"bench","resource":{"project":"load"}}'
 local settle_body = '{"account_id":"bench","tokens":1}'
 local held = {}
 
+-- Requests are formatted per call: wrk.format needs wrk's host, which the
+-- script's top level does not have yet.
 request = function()
   local id = table.remove(held)
   if id then
     return wrk.format("POST", "/api/billing/credits/holds/" .. id .. "/settle", headers, settle_body)
   end
-  return hold
+  return wrk.format("POST", "/api/billing/credits/holds", headers, hold_body)
 end
 
 response = function(status, _, body)
