@@ -17,8 +17,10 @@ fi
 redis-server --version >/dev/null \
   || { echo "redis-server is not runnable: apt-get install -y redis-server" >&2; exit 1; }
 
-# Build the runtime, then every component of spin.toml the way `spin build` does.
-cargo build -p minispin
+# Build every test and the runtime's binary in one go (one feature resolution, so
+# wasmtime compiles once), then every component of spin.toml the way `spin build`
+# does.
+cargo test --no-run
 target/debug/minispin build --file spin.toml
 
 cargo test --no-fail-fast
