@@ -75,7 +75,7 @@ fn an_event_is_signed_retried_on_schedule_and_delivered_once() {
     // Not due again before about a minute; then again, and after 5 more minutes.
     recharge_check(&app, "2026-11-25T10:00:30Z");
     recharge_check(&app, "2026-11-25T10:01:01Z");
-    receiver.wait_for(2);
+    let _ = receiver.wait_for(2);
     recharge_check(&app, "2026-11-25T10:03:00Z");
     recharge_check(&app, "2026-11-25T10:06:02Z");
     let got = receiver.wait_for(3);
@@ -100,7 +100,7 @@ fn an_event_is_signed_retried_on_schedule_and_delivered_once() {
         .send();
     assert_eq!(again.status, 202, "{}", again.body);
     assert_eq!(again.body["event"]["id"], event["id"]);
-    receiver.wait_for(4);
+    let _ = receiver.wait_for(4);
     let nope = app
         .call("POST", "/api/admin/events/evt_000000099999/redeliver")
         .service()
@@ -205,7 +205,7 @@ fn a_receiver_that_does_not_answer_in_10_seconds_is_retried() {
         started.elapsed() < std::time::Duration::from_secs(5),
         "the answer never waits for the receiver"
     );
-    receiver.wait_for(1);
+    let _ = receiver.wait_for(1);
     // The attempt gives up after 10 s and is recorded as failed, to retry.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let delivery = loop {
