@@ -1032,20 +1032,14 @@ fn reopening_an_ended_hold_by_sql_is_refused() {
     let figures_before = figures(&w, &acme);
     for h in [&settled, &voided, &expired] {
         for sql in [
-            format!("UPDATE holds SET status = 'held' WHERE id = '{}'", h.id),
-            format!(
-                "UPDATE holds SET status = 'held', settled_tokens = NULL, settled_seq = NULL,
-                                  ended_at = NULL WHERE id = '{}'",
-                h.id
-            ),
-            format!("UPDATE OR REPLACE holds SET status = 'held' WHERE id = '{}'", h.id),
-            format!(
-                "UPDATE holds SET status = CASE status WHEN 'voided' THEN 'settled' ELSE 'voided' END
-                 WHERE id = '{}'",
-                h.id
-            ),
+            "UPDATE holds SET status = 'held' WHERE id = ?1",
+            "UPDATE holds SET status = 'held', settled_tokens = NULL, settled_seq = NULL,
+                              ended_at = NULL WHERE id = ?1",
+            "UPDATE OR REPLACE holds SET status = 'held' WHERE id = ?1",
+            "UPDATE holds SET status = CASE status WHEN 'voided' THEN 'settled' ELSE 'voided' END
+             WHERE id = ?1",
         ] {
-            let result = w.db.execute(&sql, &[]);
+            let result = w.db.execute(sql, &[h.id.as_str().into()]);
             assert!(result.is_err(), "accepted: {sql}");
         }
     }
@@ -1067,8 +1061,10 @@ fn a_live_hold_keeps_its_terms_against_sql() {
         "period = '2026-12'",
         "account_id = 'globex'",
     ] {
-        let sql = format!("UPDATE holds SET {set} WHERE id = '{}'", h.id);
-        assert!(w.db.execute(&sql, &[]).is_err(), "accepted: {sql}");
+        // `set` is one of the constants above; the id is bound.
+        let sql = format!("UPDATE holds SET {set} WHERE id = ?1");
+        let result = w.db.execute(&sql, &[h.id.as_str().into()]);
+        assert!(result.is_err(), "accepted: {sql}");
     }
     assert_eq!(holds_rows(&w), before);
     w.assert_books_balance();

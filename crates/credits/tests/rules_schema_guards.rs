@@ -124,8 +124,13 @@ fn books(w: &World) -> Books {
 impl Scene {
     /// `sql` fails, for a rule's sake, and leaves every book as it was.
     fn refuses(&self, sql: &str) {
+        self.refuses_with(sql, &[]);
+    }
+
+    /// [`refuses`](Self::refuses), with values bound to `?1`, `?2`, ...
+    fn refuses_with(&self, sql: &str, params: &[credits::Value]) {
         let before = books(&self.w);
-        let result = self.w.db.execute(sql, &[]);
+        let result = self.w.db.execute(sql, params);
         let err = match result {
             Ok(rows) => panic!(
                 "accepted: {sql}\nreturned {rows:?}\nbooks now {:#?}\naudit {:#?}",
@@ -694,7 +699,10 @@ fn changing_the_tokens_of_a_pending_purchase_is_refused() {
 fn deleting_a_charged_pending_purchase_is_refused() {
     let s = scene();
     // The charge stays with the provider and nothing is left to grant it.
-    s.refuses(&format!("DELETE FROM purchases WHERE id = '{}'", s.pending));
+    s.refuses_with(
+        "DELETE FROM purchases WHERE id = ?1",
+        &[s.pending.as_str().into()],
+    );
 }
 
 // ---------------------------------------------------------------------------
