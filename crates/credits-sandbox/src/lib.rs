@@ -75,6 +75,27 @@ impl PaymentProvider for SandboxPayments<'_> {
             None => Err(CreditsError::Internal("sandbox charge not recorded".into())),
         }
     }
+
+    fn find_charge(&self, idempotency_key: &str) -> Result<Option<ChargeOutcome>, CreditsError> {
+        let rows = match self.db.execute(
+            "SELECT outcome FROM sandbox_charges WHERE idempotency_key = ?1",
+            &[idempotency_key.into()],
+        ) {
+            // No table yet: nothing was ever charged.
+            Err(e) if e.kind == DbErrorKind::MissingSchema => return Ok(None),
+            other => other?,
+        };
+        rows.first()
+            .map(|row| {
+                Ok(match row.text(0)? {
+                    "succeeded" => ChargeOutcome::Succeeded,
+                    _ => ChargeOutcome::Declined {
+                        message: "Your card was declined.".into(),
+                    },
+                })
+            })
+            .transpose()
+    }
 }
 
 /// Purchases whose settlement disagrees with the sandbox's charge, as

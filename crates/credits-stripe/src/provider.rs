@@ -9,7 +9,7 @@
 use credits::{Charge, ChargeOutcome, CreditsError, PaymentProvider, PurchaseSource};
 
 use crate::client::StripeClient;
-use crate::payment_intents::StripeCharge;
+use crate::payment_intents::{ChargeResult, StripeCharge};
 use crate::transport::StripeTransport;
 
 /// Who a charge is for, beyond what the port's `Charge` says.
@@ -80,5 +80,13 @@ impl<T: StripeTransport, P: ChargeParties> PaymentProvider for StripePayments<T,
             .create_payment_intent(&stripe_charge)
             .map_err(|e| CreditsError::ProviderUnavailable(e.to_string()))?
             .into_outcome()
+    }
+
+    fn find_charge(&self, idempotency_key: &str) -> Result<Option<ChargeOutcome>, CreditsError> {
+        self.client
+            .find_payment_intent(idempotency_key)
+            .map_err(|e| CreditsError::ProviderUnavailable(e.to_string()))?
+            .map(ChargeResult::into_outcome)
+            .transpose()
     }
 }

@@ -340,7 +340,7 @@ fn micros(d: Duration) -> f64 {
 }
 
 /// (d) Deductions that take credits on an account with a threshold they never
-/// cross: the events trigger evaluates its `WHEN` and records nothing. Measured
+/// cross: the events trigger probes the settings and the holds and records nothing. Measured
 /// with the trigger and without it (the schema before events), alternately.
 fn events_cost(path: &Path) {
     let db = NativeDb::open(path).unwrap();
@@ -364,13 +364,13 @@ fn events_cost(path: &Path) {
     let trigger = credits::schema::MIGRATIONS
         .iter()
         .flat_map(|m| m.statements.iter())
-        .find(|s| s.contains("TRIGGER IF NOT EXISTS ledger_events"))
+        .find(|s| s.contains("TRIGGER IF NOT EXISTS deduction_events"))
         .expect("the events trigger");
     let (mut with, mut without) = (Vec::new(), Vec::new());
     for _ in 0..3 {
         db.execute(trigger, &[]).unwrap();
         with.push(deductions_per_second(path, &account, 1, 5_000));
-        db.execute("DROP TRIGGER ledger_events", &[]).unwrap();
+        db.execute("DROP TRIGGER deduction_events", &[]).unwrap();
         without.push(deductions_per_second(path, &account, 1, 5_000));
     }
     db.execute(trigger, &[]).unwrap();

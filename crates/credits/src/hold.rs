@@ -205,11 +205,6 @@ impl Held {
     pub(crate) fn available(self, plan_left: u64, credits: u64) -> u64 {
         plan_left + credits - self.reserved(plan_left, credits)
     }
-
-    /// How far the available figure lies from plan remainder plus credits.
-    pub(crate) fn beyond_entry(self, plan_left: u64, credits: u64) -> i64 {
-        -i64::try_from(self.reserved(plan_left, credits)).unwrap_or(i64::MAX)
-    }
 }
 
 /// The hold columns [`hold_from_row`] reads, in this order.

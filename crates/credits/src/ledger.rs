@@ -5,7 +5,6 @@
 use serde::Serialize;
 
 use crate::error::{CreditsError, Result};
-use crate::hold::Held;
 use crate::idempotency::{Idempotency, Written, written_or_replayed};
 use crate::ids::{AccountId, TransactionId};
 use crate::labels::{Operation, Reason, Resource};
@@ -78,15 +77,11 @@ const DEDUCT: &str = concat!(
     RETURNING ",
     tx_columns!(),
     ", credit_balance_after, plan_remaining_after,
-       (SELECT threshold_tokens FROM auto_recharge r
-        WHERE r.account_id = ledger.account_id AND r.enabled = 1),
-       (SELECT plan_held FROM (",
-    held!("?1", "?9"),
-    ")),
-       (SELECT credit_held FROM (",
-    held!("?1", "?9"),
-    ")),
-       (SELECT threshold_tokens FROM auto_recharge r WHERE r.account_id = ledger.account_id)"
+       (SELECT IIF(enabled = 1, threshold_tokens, -threshold_tokens) FROM auto_recharge
+        WHERE account_id = ?1),
+       (SELECT MIN(COALESCE(SUM(IIF(period = ?2, plan_tokens, 0)), 0), ledger.plan_remaining_after)
+               + MIN(COALESCE(SUM(credit_tokens), 0), ledger.credit_balance_after)
+        FROM holds WHERE account_id = ?1 AND status = 'held' AND expires_at > ?9)"
 );
 
 /// The entry an idempotency key of this account and kind wrote.
@@ -197,25 +192,27 @@ impl Credits<'_> {
         let transaction = Transaction::from_row(row)?;
         let credits_after = row.tokens(TX_COLUMN_COUNT)?;
         let plan_after = row.tokens(TX_COLUMN_COUNT + 1)?;
-        let threshold = row.opt_int(TX_COLUMN_COUNT + 2)?;
-        let held = Held {
-            plan: row.tokens(TX_COLUMN_COUNT + 3)?,
-            credit: row.tokens(TX_COLUMN_COUNT + 4)?,
-        };
-        let mut available_tokens = held.available(plan_after, credits_after);
+        // The threshold, negative while auto-recharge is off (it still marks
+        // credits.low); what live holds take out of plan remainder and credits.
+        let signed_threshold = row.opt_int(TX_COLUMN_COUNT + 2)?;
+        let reserved = row.tokens(TX_COLUMN_COUNT + 3)?;
+        let mut available_tokens = plan_after
+            .saturating_add(credits_after)
+            .saturating_sub(reserved);
+        let below = |t: i64| i64::try_from(credits_after).is_ok_and(|c| c < t);
         // The schema records credits.low and credits.depleted with the entry; the
         // adapter delivers after the answer only when one may have been recorded.
-        let any_threshold = row.opt_int(TX_COLUMN_COUNT + 5)?;
-        if available_tokens == 0
-            || any_threshold.is_some_and(|t| i64::try_from(credits_after).is_ok_and(|c| c < t))
-        {
+        if available_tokens == 0 || signed_threshold.is_some_and(|t| below(t.abs())) {
             self.note_events_due();
         }
         // Beyond the entry's own figures, the answer counts the holds and any
         // recharge; a replay must say the same.
-        let mut beyond_entry = held.beyond_entry(plan_after, credits_after);
-        let below_threshold = threshold.is_some_and(|t| {
-            i64::try_from(credits_after.saturating_sub(held.credit)).is_ok_and(|c| c < t)
+        let mut beyond_entry = -i64::try_from(reserved).unwrap_or(i64::MAX);
+        // Credits net of held credit tokens below an enabled threshold. `reserved`
+        // counts held plan tokens too, so this may ask for an evaluation the
+        // evaluation's own statement then finds needless; it never misses one.
+        let below_threshold = signed_threshold.is_some_and(|t| {
+            t > 0 && i64::try_from(credits_after.saturating_sub(reserved)).is_ok_and(|c| c < t)
         });
         // The deduction is written; a recharge that fails here is retried by the
         // next evaluation and must not turn this success into an error.

@@ -54,6 +54,11 @@ pub trait PaymentProvider {
     /// An `Err` means the outcome is unknown (`ProviderUnavailable`): the purchase
     /// stays pending.
     fn charge(&self, charge: &Charge<'_>) -> Result<ChargeOutcome, CreditsError>;
+
+    /// The outcome of an earlier charge with this key, charging nothing: `None`
+    /// when the provider never charged under it. An `Err` means it cannot tell
+    /// now. (With Stripe: the `PaymentIntent` found by `metadata['purchase_id']`.)
+    fn find_charge(&self, idempotency_key: &str) -> Result<Option<ChargeOutcome>, CreditsError>;
 }
 
 #[cfg(test)]

@@ -46,24 +46,21 @@ pub(crate) enum Settlement {
     Declined(String),
 }
 
-const GRANT: &str = concat!(
-    "INSERT INTO ledger (account_id, seq, kind, tokens, plan_tokens, credit_tokens, purchase_id,
-                         source, pack, amount_cents, credit_balance_after, created_at)
-     SELECT p.account_id, a.ledger_seq + 1, 'purchase', p.tokens, 0, p.tokens, p.id,
-            p.source, p.pack, p.amount_cents, a.credit_balance + p.tokens, ?2
-     FROM purchases p JOIN accounts a ON a.id = p.account_id
-     WHERE p.id = ?1 AND p.status = 'pending'
-     RETURNING ",
-    tx_columns!(),
-    ", credit_balance_after"
-);
+/// The grant: the purchase succeeds, and its trigger (`purchases_grant`) writes the
+/// entry at the seq named here, in the same statement. Money taken is granted
+/// even if the purchase was marked failed meanwhile (a sweep that found no charge
+/// racing the charge itself).
+const GRANT: &str = "UPDATE purchases SET status = 'succeeded', updated_at = ?2,
+        granted_seq = (SELECT ledger_seq + 1 FROM accounts WHERE id = purchases.account_id)
+     WHERE id = ?1 AND status <> 'succeeded'
+     RETURNING granted_seq";
 
 const GRANTED: &str = concat!(
     "SELECT ",
     tx_columns!("l."),
     ", l.credit_balance_after FROM purchases p
      JOIN ledger l ON l.account_id = p.account_id AND l.seq = p.granted_seq
-     WHERE p.id = ?1"
+     WHERE p.id = ?1 AND p.status = 'succeeded'"
 );
 
 impl Credits<'_> {
@@ -182,6 +179,11 @@ impl Credits<'_> {
             payment_method: &purchase.payment_method,
             amount: purchase.amount,
         })?;
+        self.conclude(purchase, outcome)
+    }
+
+    /// Grants or declines a pending purchase by what the provider answered.
+    fn conclude(&self, purchase: &PendingPurchase, outcome: ChargeOutcome) -> Result<Settlement> {
         let now = self.now();
         // The grant or decline below records the purchase's event.
         self.note_events_due();
@@ -191,9 +193,9 @@ impl Credits<'_> {
                     GRANT,
                     &[purchase.id.as_str().into(), Value::Integer(now.millis())],
                 );
-                match result? {
-                    rows if !rows.is_empty() => {
-                        let granted = receipt(&rows[0])?;
+                let granted_now = !result?.is_empty();
+                match self.granted(&purchase.id)? {
+                    Some(granted) if granted_now => {
                         if let Transaction::Purchase {
                             source: PurchaseSource::AutoRecharge,
                             ..
@@ -205,15 +207,11 @@ impl Credits<'_> {
                         Ok(Settlement::Granted(granted))
                     }
                     // Granted by a racing settle in the meantime.
-                    _ => self
-                        .granted(&purchase.id)?
-                        .map(Settlement::Granted)
-                        .ok_or_else(|| {
-                            CreditsError::Internal(format!(
-                                "purchase {} is not pending",
-                                purchase.id
-                            ))
-                        }),
+                    Some(granted) => Ok(Settlement::Granted(granted)),
+                    None => Err(CreditsError::Internal(format!(
+                        "purchase {} is not pending",
+                        purchase.id
+                    ))),
                 }
             }
             ChargeOutcome::Declined { message } => {
@@ -240,13 +238,14 @@ impl Credits<'_> {
     /// charge and grant, a provider that did not answer), oldest first, a bounded
     /// number per run. One whose outcome is still unknown waits before it is tried
     /// again (1 min, doubling up to an hour), so a few that keep failing never
-    /// starve the others. Returns how many were granted or declined.
+    /// starve the others. An auto-recharge the account's settings no longer allow
+    /// (switched off, a free plan, a monthly limit lowered below it) is never
+    /// charged now: the provider is only asked whether it charged it before. Returns
+    /// how many were granted, declined or canceled.
     pub fn settle_stale_purchases(&self, older_than: Timestamp) -> Result<usize> {
         let now = self.now();
         let rows = self.db.execute(
-            "SELECT id, payment_method, amount_cents, account_id, sweep_attempts FROM purchases
-             WHERE status = 'pending' AND created_at <= ?1 AND (retry_at IS NULL OR retry_at <= ?2)
-             ORDER BY created_at LIMIT ?3",
+            STALE,
             &[
                 Value::Integer(older_than.millis()),
                 Value::Integer(now.millis()),
@@ -261,7 +260,14 @@ impl Credits<'_> {
                 amount: Eur::from_cents(row.int(2)?),
                 account: AccountId::parse(row.text(3)?)?,
             };
-            if self.settle(&pending).is_ok() {
+            let allowed = row.int(5)? == 1;
+            let began = Timestamp::from_millis(row.int(6)?);
+            let finished = if allowed {
+                self.settle(&pending)
+            } else {
+                self.settle_uncharged(&pending, began)
+            };
+            if finished.is_ok() {
                 settled += 1;
                 continue;
             }
@@ -280,7 +286,64 @@ impl Credits<'_> {
         }
         Ok(settled)
     }
+
+    /// Finishes a pending purchase without charging it: granted or declined if
+    /// the provider charged it before (money taken is granted), canceled if it
+    /// never did. A provider's search may lag behind its charges, so "never" is
+    /// believed only of a purchase older than [`SEARCH_SETTLES_MILLIS`].
+    fn settle_uncharged(&self, purchase: &PendingPurchase, began: Timestamp) -> Result<Settlement> {
+        if let Some(receipt) = self.granted(&purchase.id)? {
+            return Ok(Settlement::Granted(receipt));
+        }
+        match self.payments.find_charge(&purchase.id)? {
+            Some(outcome) => {
+                self.note_events_due();
+                self.conclude(purchase, outcome)
+            }
+            None if began.millis() <= self.now().millis() - SEARCH_SETTLES_MILLIS => {
+                self.note_events_due();
+                self.db.execute(
+                    "UPDATE purchases SET status = 'failed', failure_code = 'canceled',
+                            failure_message = ?2, updated_at = ?3
+                     WHERE id = ?1 AND status = 'pending'",
+                    &[
+                        purchase.id.as_str().into(),
+                        CANCELED.into(),
+                        Value::Integer(self.now().millis()),
+                    ],
+                )?;
+                Ok(Settlement::Declined(CANCELED.into()))
+            }
+            None => Err(CreditsError::ProviderUnavailable(format!(
+                "no charge found for {} yet",
+                purchase.id
+            ))),
+        }
+    }
 }
+
+/// Pending purchases due for the sweep, oldest first, and whether the account's
+/// settings still allow each: a manual one always; an auto-recharge while it is
+/// on, the plan may buy, and this month's auto-recharges (this one included)
+/// stay within the limit.
+const STALE: &str = "SELECT p.id, p.payment_method, p.amount_cents, p.account_id, p.sweep_attempts,
+        p.source = 'manual' OR IFNULL(a.plan <> 'free' AND s.enabled = 1
+            AND (SELECT SUM(q.amount_cents) FROM purchases q
+                 WHERE q.account_id = p.account_id AND q.source = 'auto_recharge'
+                   AND q.period = p.period AND q.status <> 'failed') <= s.monthly_limit_cents, 0),
+        p.created_at
+     FROM purchases p JOIN accounts a ON a.id = p.account_id
+     LEFT JOIN auto_recharge s ON s.account_id = p.account_id
+     WHERE p.status = 'pending' AND p.created_at <= ?1 AND (p.retry_at IS NULL OR p.retry_at <= ?2)
+     ORDER BY p.created_at LIMIT ?3";
+
+/// Why a purchase was dropped uncharged.
+const CANCELED: &str =
+    "Canceled before it was charged: the auto-recharge settings no longer allow it.";
+
+/// How long after a purchase began a provider that finds no charge for it is
+/// believed (Stripe's search index lags by about a minute; API.md gives an hour).
+const SEARCH_SETTLES_MILLIS: i64 = 3_600_000;
 
 /// Stale purchases settled per recharge check.
 const SWEEP_BATCH: i64 = 20;

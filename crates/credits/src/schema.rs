@@ -84,6 +84,15 @@ pub const MIGRATIONS: &[Migration] = &[
         statements: V4,
         mark: "PRAGMA user_version = 4",
     },
+    Migration {
+        version: 5,
+        columns: &[NewColumn {
+            probe: "SELECT failure_code FROM purchases LIMIT 0",
+            add: "ALTER TABLE purchases ADD COLUMN failure_code TEXT",
+        }],
+        statements: V5,
+        mark: "PRAGMA user_version = 5",
+    },
 ];
 
 // Comments stay out of the SQL: the schema's text is parsed on every new connection.
@@ -496,6 +505,164 @@ const V4: &[&str] = &[
                                              'message', NEW.last_error_message))),
                NEW.last_error_at, NEW.last_error_at);
      END",
+];
+
+// Leaner per request (on Spin each request parses the schema and compiles every
+// trigger its statement may fire): a grant starts from its purchase, whose
+// trigger writes the entry, so a deduction's statement no longer compiles the
+// purchase triggers; the deduction events drop the WHEN that repeated their
+// bodies. Each replacement is created before the old one is dropped: where each
+// statement runs alone, the moment with both refuses writes (two balance
+// updates for one entry break accounts_follow_ledger), never doubles them.
+const V5: &[&str] = &[
+    // Version 4's ledger_entry_rules, and a purchase entry is the grant its
+    // purchase's trigger writes (purchases_grant): it needs the purchase already
+    // succeeded with this entry's seq and tokens, so no raw entry grants anything.
+    "CREATE TRIGGER IF NOT EXISTS ledger_rules BEFORE INSERT ON ledger
+     BEGIN
+        SELECT RAISE(ABORT, 'an entry needs its account')
+        WHERE NOT EXISTS (SELECT 1 FROM accounts WHERE id = NEW.account_id);
+        SELECT RAISE(ABORT, 'a purchase entry is written only by its purchase succeeding')
+        WHERE NEW.kind = 'purchase' AND NOT EXISTS (
+            SELECT 1 FROM purchases WHERE id = NEW.purchase_id AND account_id = NEW.account_id
+              AND status = 'succeeded' AND granted_seq = NEW.seq AND tokens = NEW.tokens);
+        SELECT RAISE(ABORT, 'a refund returns at most what its deduction has left')
+        WHERE NEW.kind = 'refund' AND NOT EXISTS (
+            SELECT 1 FROM ledger d
+            WHERE d.account_id = NEW.account_id AND d.seq = NEW.refund_of AND d.kind = 'deduction'
+              AND (SELECT NEW.tokens + TOTAL(r.tokens) <= d.tokens
+                          AND NEW.credit_tokens + TOTAL(r.credit_tokens) <= d.credit_tokens
+                          AND NEW.plan_tokens + TOTAL(r.plan_tokens) <= d.plan_tokens
+                   FROM ledger r
+                   WHERE r.account_id = d.account_id AND r.refund_of = d.seq));
+        SELECT RAISE(ABORT, 'a deduction never takes plan tokens of a month after its own time')
+        WHERE NEW.kind = 'deduction' AND NEW.plan_tokens > 0
+          AND NEW.period > strftime('%Y-%m', NEW.created_at / 1000, 'unixepoch');
+        SELECT RAISE(ABORT, 'plan tokens of an ended month are taken only by settling its hold')
+        WHERE NEW.kind = 'deduction' AND NEW.plan_tokens > 0 AND NEW.hold_id IS NULL
+          AND NEW.period < (SELECT plan_period FROM accounts WHERE id = NEW.account_id);
+     END",
+    "DROP TRIGGER IF EXISTS ledger_entry_rules",
+    // Version 2's ledger_applies without the grant: the balance, the plan use,
+    // the usage rollup and the idempotency key follow each entry.
+    "CREATE TRIGGER IF NOT EXISTS ledger_records AFTER INSERT ON ledger
+     BEGIN
+        UPDATE accounts SET
+            credit_balance = credit_balance
+                + CASE NEW.kind WHEN 'deduction' THEN -NEW.credit_tokens ELSE NEW.credit_tokens END,
+            plan_used = CASE
+                WHEN NEW.plan_tokens = 0 OR NEW.period < plan_period THEN plan_used
+                WHEN NEW.kind = 'refund' THEN plan_used - NEW.plan_tokens
+                WHEN NEW.period IS plan_period THEN plan_used + NEW.plan_tokens
+                ELSE NEW.plan_tokens END,
+            plan_period = CASE WHEN NEW.plan_tokens > 0 AND NEW.kind = 'deduction'
+                               THEN MAX(NEW.period, COALESCE(plan_period, '')) ELSE plan_period END,
+            ledger_seq = NEW.seq
+        WHERE id = NEW.account_id;
+        INSERT INTO usage_daily (account_id, day, operation, has_project, project, tokens)
+            SELECT NEW.account_id, NEW.created_at / 86400000, NEW.operation,
+                   NEW.project IS NOT NULL, COALESCE(NEW.project, ''),
+                   CASE NEW.kind WHEN 'deduction' THEN NEW.tokens ELSE -NEW.tokens END
+            WHERE NEW.kind <> 'purchase'
+            ON CONFLICT (account_id, day, operation, has_project, project)
+            DO UPDATE SET tokens = tokens + excluded.tokens;
+        INSERT INTO ledger_keys (account_id, kind, key, seq)
+            SELECT NEW.account_id, NEW.kind, NEW.idempotency_key, NEW.seq
+            WHERE NEW.idempotency_key IS NOT NULL;
+     END",
+    "DROP TRIGGER IF EXISTS ledger_applies",
+    // A purchase keeps what was charged for and starts pending (purchases_start_pending);
+    // it never returns to pending, stays succeeded once it is, and names its
+    // grant's seq only by succeeding. (Failed may still become succeeded: money a
+    // provider took late is granted.)
+    "CREATE TRIGGER IF NOT EXISTS purchases_terms BEFORE UPDATE ON purchases
+     WHEN NEW.id IS NOT OLD.id OR NEW.account_id IS NOT OLD.account_id
+       OR NEW.source IS NOT OLD.source OR NEW.pack IS NOT OLD.pack
+       OR NEW.tokens IS NOT OLD.tokens OR NEW.amount_cents IS NOT OLD.amount_cents
+       OR (NEW.status = 'pending' AND OLD.status IS NOT 'pending')
+       OR (OLD.status = 'succeeded' AND NEW.status IS NOT 'succeeded')
+       OR (NEW.granted_seq IS NOT OLD.granted_seq
+           AND NOT (NEW.status = 'succeeded' AND OLD.status IS NOT 'succeeded'))
+     BEGIN SELECT RAISE(ABORT, 'a purchase keeps its terms, never returns to pending and stays succeeded'); END",
+    "DROP TRIGGER IF EXISTS purchases_keep_terms",
+    // The grant: a purchase succeeds in the statement that writes its entry, at
+    // the seq it names (accounts_follow_ledger takes only the next one; a missing
+    // seq or account fails NOT NULL), so it is granted exactly once.
+    "CREATE TRIGGER IF NOT EXISTS purchases_grant AFTER UPDATE OF status ON purchases
+     WHEN NEW.status = 'succeeded' AND OLD.status IS NOT 'succeeded'
+     BEGIN
+        INSERT INTO ledger (account_id, seq, kind, tokens, plan_tokens, credit_tokens, purchase_id,
+                            source, pack, amount_cents, credit_balance_after, created_at)
+        VALUES (NEW.account_id, NEW.granted_seq, 'purchase', NEW.tokens, 0, NEW.tokens, NEW.id,
+                NEW.source, NEW.pack, NEW.amount_cents,
+                (SELECT credit_balance FROM accounts WHERE id = NEW.account_id) + NEW.tokens,
+                NEW.updated_at);
+     END",
+    // Version 4's ledger_events: credits.low once per crossing of the threshold
+    // (enabled or not), credits.depleted when nothing is available after a
+    // deduction, holds counted. Without a WHEN that repeats the bodies: each is
+    // one indexed probe on a deduction that records nothing.
+    "CREATE TRIGGER IF NOT EXISTS deduction_events AFTER INSERT ON ledger
+     WHEN NEW.kind = 'deduction'
+     BEGIN
+        INSERT INTO events (account_id, sequence, type, data, created_at, next_attempt_at)
+        SELECT NEW.account_id, (SELECT COALESCE(MAX(sequence), 0) + 1 FROM events WHERE account_id = NEW.account_id), 'credits.low',
+               json_object('balance_tokens', NEW.credit_balance_after, 'threshold_tokens', threshold_tokens,
+                           'transaction_id', printf('tx_%012d', NEW.seq)),
+               NEW.created_at, NEW.created_at
+        FROM auto_recharge WHERE account_id = NEW.account_id
+          AND NEW.credit_balance_after < threshold_tokens
+          AND NEW.credit_balance_after + NEW.credit_tokens >= threshold_tokens;
+        INSERT INTO events (account_id, sequence, type, data, created_at, next_attempt_at)
+        SELECT NEW.account_id, (SELECT COALESCE(MAX(sequence), 0) + 1 FROM events WHERE account_id = NEW.account_id), 'credits.depleted',
+               json_object('available_tokens', 0, 'transaction_id', printf('tx_%012d', NEW.seq)),
+               NEW.created_at, NEW.created_at
+        FROM (SELECT TOTAL(IIF(period = NEW.period, plan_tokens, 0)) AS plan, TOTAL(credit_tokens) AS credit
+              FROM holds WHERE account_id = NEW.account_id AND status = 'held' AND expires_at > NEW.created_at)
+        WHERE NEW.hold_id IS NULL
+          AND MAX(0, IFNULL(NEW.plan_remaining_after, 0) - plan) + NEW.credit_balance_after - credit <= 0;
+     END",
+    "DROP TRIGGER IF EXISTS ledger_events",
+    // Version 2's purchases_decline_counts, for declines only: failure_code
+    // 'canceled' is an auto-recharge the sweep dropped uncharged because the
+    // account's settings no longer allowed it; the code of a decline (NULL:
+    // payment_failed) becomes the settings' last_error code. Dropped before it is
+    // created again: a decline in between goes uncounted, never counted twice.
+    "DROP TRIGGER IF EXISTS purchases_decline_counts",
+    "CREATE TRIGGER IF NOT EXISTS purchases_decline_counts AFTER UPDATE OF status ON purchases
+     WHEN OLD.status = 'pending' AND NEW.status = 'failed' AND NEW.source = 'auto_recharge'
+       AND NEW.failure_code IS NOT 'canceled'
+     BEGIN
+        UPDATE auto_recharge SET
+            declines = declines + 1,
+            retry_after = NEW.updated_at + 86400000,
+            enabled = IIF(declines >= 2, 0, enabled),
+            last_error_code = IFNULL(NEW.failure_code, 'payment_failed'),
+            last_error_message = IIF(declines >= 2,
+                'Auto-recharge was disabled after 3 declined payments in a row: ', '')
+                || IFNULL(NEW.failure_message, 'declined'),
+            last_error_at = NEW.updated_at
+        WHERE account_id = NEW.account_id;
+     END",
+    // Version 4's purchases_events, also for money taken after a purchase was
+    // failed (it is granted then). Created after purchases_decline_counts: SQLite
+    // runs the newer trigger first, so a decline's event comes before the
+    // auto_recharge.disabled it may cause.
+    "CREATE TRIGGER IF NOT EXISTS purchase_outcome_events AFTER UPDATE OF status ON purchases
+     WHEN NEW.status IN ('succeeded', 'failed') AND OLD.status IS NOT NEW.status
+     BEGIN
+        INSERT INTO events (account_id, sequence, type, data, created_at, next_attempt_at)
+        VALUES (NEW.account_id, (SELECT COALESCE(MAX(sequence), 0) + 1 FROM events WHERE account_id = NEW.account_id),
+               IIF(NEW.source = 'manual', 'purchase.', 'auto_recharge.') || NEW.status,
+               json_object('purchase', json_object(
+                   'id', NEW.id, 'source', NEW.source, 'pack', NEW.pack, 'tokens', NEW.tokens,
+                   'amount_eur', printf('%d.%02d', NEW.amount_cents / 100, NEW.amount_cents % 100),
+                   'status', NEW.status,
+                   'transaction_id', IIF(NEW.granted_seq IS NULL, NULL, printf('tx_%012d', NEW.granted_seq)),
+                   'failure_message', NEW.failure_message)),
+               NEW.updated_at, NEW.updated_at);
+     END",
+    "DROP TRIGGER IF EXISTS purchases_events",
 ];
 
 /// The newest schema version this build knows.

@@ -139,6 +139,10 @@ impl credits::PaymentProvider for UnreachableFor<'_> {
         }
         self.1.charge(charge)
     }
+
+    fn find_charge(&self, key: &str) -> Result<Option<credits::ChargeOutcome>, CreditsError> {
+        self.1.find_charge(key)
+    }
 }
 
 #[test]
@@ -234,6 +238,117 @@ fn purchases_that_keep_failing_wait_and_never_starve_newer_ones() {
     assert_eq!(
         w.count("SELECT COUNT(*) FROM purchases WHERE status = 'pending'"),
         45
+    );
+    w.assert_books_balance();
+}
+
+// ---------------------------------------------------------------------------
+// A stale auto-recharge is charged only while the account's settings still allow
+// it; otherwise the provider is only asked whether it charged it before.
+
+/// acme's auto-recharge of a Standard pack left pending, uncharged (the provider
+/// timed out before charging).
+fn uncharged_auto_recharge(w: &World) -> credits::AccountId {
+    let acme = w.paying_account("acme", Plan::Pro, "pm_card_unreachable");
+    enable_recharge(w, &acme, Pack::Standard, 1_000_000, "50.00");
+    let unreachable = UnreachableFor("pm_card_unreachable", w.sandbox());
+    let report = w
+        .credits_paying_with(&unreachable, |c| c.recharge_check())
+        .unwrap();
+    assert_eq!(report.failed, ["acme"]);
+    assert_eq!((w.charges(), pending(w)), (0, 1));
+    acme
+}
+
+fn pending(w: &World) -> i64 {
+    w.count("SELECT COUNT(*) FROM purchases WHERE status = 'pending'")
+}
+
+fn switch_off(w: &World, account: &credits::AccountId) {
+    let off = credits::RechargeSettings::new(false, Some(Pack::Standard), None, None).unwrap();
+    w.credits_with(|c| c.save_recharge_settings(account, &off))
+        .unwrap();
+}
+
+#[test]
+fn an_auto_recharge_switched_off_before_its_charge_is_canceled_and_never_charged() {
+    let w = World::new();
+    let acme = uncharged_auto_recharge(&w);
+    switch_off(&w, &acme);
+    // The provider answers again (the sandbox would charge this card), but the
+    // sweep only asks it: nothing charged yet, and a search may lag, so it waits.
+    w.clock.advance_ms(61_000);
+    w.credits_with(|c| c.recharge_check()).unwrap();
+    assert_eq!((w.charges(), pending(&w)), (0, 1));
+    // An hour after it began, "never charged" is believed: canceled.
+    w.clock.advance_ms(3_600_000);
+    w.credits_with(|c| c.recharge_check()).unwrap();
+    assert_eq!((w.charges(), pending(&w), w.balance(&acme)), (0, 0, 0));
+    assert_eq!(
+        w.count(
+            "SELECT COUNT(*) FROM purchases
+             WHERE status = 'failed' AND failure_code = 'canceled' AND source = 'auto_recharge'"
+        ),
+        1
+    );
+    // Not a decline: it counts towards nothing and says nothing in the settings.
+    assert_eq!(w.count("SELECT declines FROM auto_recharge"), 0);
+    let settings = w.credits_with(|c| c.recharge_settings(&acme)).unwrap();
+    assert!(settings.last_error.is_none(), "{settings:?}");
+    assert_eq!(settings.spent_this_month_eur.to_string(), "0.00");
+    w.assert_books_balance();
+}
+
+#[test]
+fn an_auto_recharge_charged_before_it_was_switched_off_is_still_granted() {
+    let w = World::new();
+    let acme = w.paying_account("acme", Plan::Pro, VISA);
+    enable_recharge(&w, &acme, Pack::Standard, 1_000_000, "50.00");
+    let lost = ChargesThenFails(w.sandbox());
+    w.credits_paying_with(&lost, |c| c.recharge_check())
+        .unwrap();
+    assert_eq!((w.charges(), pending(&w), w.balance(&acme)), (1, 1, 0));
+    switch_off(&w, &acme);
+    w.clock.advance_ms(61_000);
+    w.credits_with(|c| c.recharge_check()).unwrap();
+    // The customer paid: granted, and charged once.
+    assert_eq!(
+        (w.charges(), pending(&w), w.balance(&acme)),
+        (1, 0, 2_500_000)
+    );
+    w.assert_books_balance();
+}
+
+#[test]
+fn an_auto_recharge_over_a_lowered_limit_or_on_a_free_plan_is_never_charged() {
+    let w = World::new();
+    let acme = uncharged_auto_recharge(&w);
+    // The limit lowered below the pack's €10.00.
+    enable_recharge(&w, &acme, Pack::Standard, 1_000_000, "5.00");
+    let globex = w.paying_account("globex", Plan::Pro, "pm_card_unreachable");
+    enable_recharge(&w, &globex, Pack::Starter, 1_000_000, "50.00");
+    let unreachable = UnreachableFor("pm_card_unreachable", w.sandbox());
+    w.credits_paying_with(&unreachable, |c| c.recharge_check())
+        .unwrap();
+    assert_eq!(pending(&w), 2);
+    w.credits_with(|c| c.change_plan(&globex, Plan::Free))
+        .unwrap();
+    w.clock.advance_ms(3_700_000);
+    w.credits_with(|c| c.recharge_check()).unwrap();
+    assert_eq!((w.charges(), pending(&w)), (0, 0));
+    assert_eq!((w.balance(&acme), w.balance(&globex)), (0, 0));
+    w.assert_books_balance();
+}
+
+#[test]
+fn a_stale_auto_recharge_its_settings_still_allow_is_charged_and_granted() {
+    let w = World::new();
+    let acme = uncharged_auto_recharge(&w);
+    w.clock.advance_ms(61_000);
+    w.credits_with(|c| c.recharge_check()).unwrap();
+    assert_eq!(
+        (w.charges(), pending(&w), w.balance(&acme)),
+        (1, 0, 2_500_000)
     );
     w.assert_books_balance();
 }

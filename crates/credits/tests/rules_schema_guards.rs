@@ -24,7 +24,7 @@
 mod support;
 
 use credits::{AccountId, Database, DbErrorKind, Pack, Plan, Row};
-use support::rules::{VISA, buy, deduct, deduct_in};
+use support::rules::{DECLINED, VISA, buy, deduct, deduct_in, method};
 use support::{ChargesThenFails, World, refund, split};
 
 /// The books a test starts from.
@@ -586,7 +586,78 @@ fn raising_the_plan_allocation_beyond_the_plan_is_refused() {
 }
 
 // ---------------------------------------------------------------------------
-// A purchase entry needs its pending purchase, which it completes: one grant.
+// A purchase entry is written only by its purchase succeeding: one grant.
+
+#[test]
+fn a_raw_entry_granting_the_pending_purchase_is_refused() {
+    let s = scene();
+    // The exact entry the grant would write, but written on its own: the purchase
+    // would stay pending and the sweep would grant it a second time.
+    let sql = Entry::purchase("acme", 5, &s.pending, 2_500_000, ACME_BALANCE + 2_500_000)
+        .at(s.now())
+        .sql("INSERT INTO");
+    s.refuses(&sql);
+}
+
+#[test]
+fn a_purchase_marked_succeeded_at_the_next_seq_is_granted_once_and_the_books_balance() {
+    let s = scene();
+    // Not a rule the database can judge (was it charged?), but the books stay
+    // whole: the purchase's trigger writes its entry, once.
+    s.w.db
+        .execute(
+            "UPDATE purchases SET status = 'succeeded', granted_seq = 5 WHERE id = ?1",
+            &[s.pending.as_str().into()],
+        )
+        .unwrap();
+    assert_eq!(s.w.balance(&s.acme), ACME_BALANCE as u64 + 2_500_000);
+    s.w.assert_books_balance();
+    let again = s.w.db.execute(
+        "UPDATE purchases SET status = 'succeeded', granted_seq = 6 WHERE id = ?1",
+        &[s.pending.as_str().into()],
+    );
+    assert!(again.is_err(), "{again:?}");
+    assert_eq!(s.w.balance(&s.acme), ACME_BALANCE as u64 + 2_500_000);
+    s.w.assert_books_balance();
+}
+
+#[test]
+fn a_purchase_marked_succeeded_at_a_wrong_seq_is_refused() {
+    let s = scene();
+    for seq in ["4", "6", "NULL"] {
+        s.refuses_with(
+            &format!(
+                "UPDATE purchases SET status = 'succeeded', granted_seq = {seq} WHERE id = ?1"
+            ),
+            &[s.pending.as_str().into()],
+        );
+    }
+}
+
+#[test]
+fn naming_a_grant_on_a_purchase_that_does_not_succeed_is_refused() {
+    let s = scene();
+    // A pending purchase pointing at entry 1 would read as granted by it.
+    s.refuses_with(
+        "UPDATE purchases SET granted_seq = 1 WHERE id = ?1",
+        &[s.pending.as_str().into()],
+    );
+}
+
+#[test]
+fn a_failed_purchase_put_back_to_pending_is_refused() {
+    let s = scene();
+    s.w.credits_with(|c| c.save_payment_method(&s.globex, &method(DECLINED)))
+        .unwrap();
+    s.w.credits_with(|c| c.purchase(&s.globex, Pack::Starter, None))
+        .unwrap_err();
+    let failed = text(&s.w, "SELECT id FROM purchases WHERE status = 'failed'");
+    // Pending again, the sweep would charge it under a settled outcome.
+    s.refuses_with(
+        "UPDATE purchases SET status = 'pending' WHERE id = ?1",
+        &[failed.as_str().into()],
+    );
+}
 
 #[test]
 fn a_purchase_entry_with_no_purchase_is_refused() {

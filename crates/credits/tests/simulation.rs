@@ -410,12 +410,34 @@ impl PaymentProvider for SimProvider<'_> {
                 self.shared.count(|c| c.kills += 1);
                 resume_unwind(Box::new(Killed))
             }
-            _ => Ok(match outcome {
-                Charged::Succeeded => ChargeOutcome::Succeeded,
-                Charged::Declined => ChargeOutcome::Declined {
-                    message: "Your card was declined.".into(),
-                },
-            }),
+            _ => Ok(outcome.answer()),
+        }
+    }
+
+    fn find_charge(&self, key: &str) -> Result<Option<ChargeOutcome>, CreditsError> {
+        self.shared.wait_turn(self.me);
+        if self.shared.faults() && self.shared.roll(100) {
+            self.shared.count(|c| c.timeouts += 1);
+            return Err(CreditsError::ProviderUnavailable(
+                "sim: search timed out".into(),
+            ));
+        }
+        let found = lock(&self.shared.charges)
+            .get(key)
+            .map(|c| c.outcome.answer());
+        self.shared
+            .note(format!("  i{} provider search {key}: {found:?}", self.me));
+        Ok(found)
+    }
+}
+
+impl Charged {
+    fn answer(self) -> ChargeOutcome {
+        match self {
+            Self::Succeeded => ChargeOutcome::Succeeded,
+            Self::Declined => ChargeOutcome::Declined {
+                message: "Your card was declined.".into(),
+            },
         }
     }
 }

@@ -248,6 +248,10 @@ impl PaymentProvider for ChargesThenFails<'_> {
             "provider connection reset".into(),
         ))
     }
+
+    fn find_charge(&self, key: &str) -> Result<Option<ChargeOutcome>, CreditsError> {
+        self.0.find_charge(key)
+    }
 }
 
 /// A provider that charges through the sandbox and then panics (the process dies).
@@ -257,6 +261,10 @@ impl PaymentProvider for ChargesThenPanics<'_> {
     fn charge(&self, charge: &Charge<'_>) -> Result<ChargeOutcome, CreditsError> {
         self.0.charge(charge)?;
         panic!("instance died after charging");
+    }
+
+    fn find_charge(&self, key: &str) -> Result<Option<ChargeOutcome>, CreditsError> {
+        self.0.find_charge(key)
     }
 }
 
@@ -274,5 +282,10 @@ impl PaymentProvider for DeclinesFirst {
         } else {
             Ok(ChargeOutcome::Succeeded)
         }
+    }
+
+    /// It keeps no record of its charges.
+    fn find_charge(&self, _key: &str) -> Result<Option<ChargeOutcome>, CreditsError> {
+        Err(CreditsError::ProviderUnavailable("no search".into()))
     }
 }

@@ -1,0 +1,112 @@
+//! A database written by an earlier schema version is upgraded in place, its
+//! books intact, and works the new way at once.
+
+#![allow(
+    clippy::doc_markdown,
+    clippy::redundant_closure_for_method_calls // `|c| c.migrate()` reads better than a path
+)]
+
+mod support;
+
+use credits::schema::MIGRATIONS;
+use credits::{Database, Pack};
+use credits_sqlite::NativeDb;
+use support::World;
+
+/// Version 4's books, written the version-4 way: acme (Pro) granted a Starter pack
+/// by a raw purchase entry (version 4's grant), one deduction of 100 credit tokens,
+/// and a Standard purchase left pending after its charge.
+fn version_4_books(db: &NativeDb) {
+    for m in MIGRATIONS.iter().filter(|m| m.version <= 4) {
+        for column in m.columns {
+            db.execute(column.add, &[]).unwrap();
+        }
+        for statement in m.statements {
+            db.execute(statement, &[]).unwrap();
+        }
+        db.execute(m.mark, &[]).unwrap();
+    }
+    let noon = 1_764_072_000_000_i64; // 2025-11-25T12:00:00Z
+    for statement in [
+        "INSERT INTO accounts (id, plan, monthly_tokens, key_hash, payment_method, created_at)
+         VALUES ('acme', 'pro', 2000000, 'hash-of-acme', 'pm_card_visa', ?1)",
+        "INSERT INTO purchases (id, account_id, source, pack, tokens, amount_cents, payment_method,
+                                status, period, created_at, updated_at)
+         VALUES ('pu_granted', 'acme', 'manual', 'starter', 1000000, 500, 'pm_card_visa',
+                 'pending', '2025-11', ?1, ?1)",
+        "INSERT INTO ledger (account_id, seq, kind, tokens, plan_tokens, credit_tokens, purchase_id,
+                             source, pack, amount_cents, credit_balance_after, created_at)
+         VALUES ('acme', 1, 'purchase', 1000000, 0, 1000000, 'pu_granted',
+                 'manual', 'starter', 500, 1000000, ?1)",
+        "INSERT INTO ledger (account_id, seq, kind, tokens, plan_tokens, credit_tokens, period,
+                             operation, credit_balance_after, plan_remaining_after, created_at)
+         VALUES ('acme', 2, 'deduction', 100, 0, 100, '2025-11', 'chat', 999900, 0, ?1)",
+        "INSERT INTO purchases (id, account_id, source, pack, tokens, amount_cents, payment_method,
+                                status, period, created_at, updated_at)
+         VALUES ('pu_pending', 'acme', 'manual', 'standard', 2500000, 1000, 'pm_card_visa',
+                 'pending', '2025-11', ?1, ?1)",
+        // The sandbox charged both.
+        "CREATE TABLE sandbox_charges (idempotency_key TEXT PRIMARY KEY, payment_method TEXT NOT NULL,
+            amount_cents INTEGER NOT NULL, outcome TEXT NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID",
+        "INSERT INTO sandbox_charges VALUES ('pu_granted', 'pm_card_visa', 500, 'succeeded', ?1),
+                                            ('pu_pending', 'pm_card_visa', 1000, 'succeeded', ?1)",
+    ] {
+        let params: &[credits::Value] = if statement.contains("?1") { &[credits::Value::Integer(noon)] } else { &[] };
+        db.execute(statement, params).unwrap();
+    }
+    let granted = db
+        .execute(
+            "SELECT status, granted_seq FROM purchases WHERE id = 'pu_granted'",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(
+        granted[0].text(0).unwrap(),
+        "succeeded",
+        "version 4 granted it"
+    );
+}
+
+#[test]
+fn version_4_books_upgrade_in_place_and_the_pending_purchase_is_granted_the_new_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("credits.db");
+    version_4_books(&NativeDb::open(&path).unwrap());
+    let w = World::open(&path);
+    w.clock.set("2025-11-25T12:05:00Z");
+    w.credits_with(|c| c.migrate()).unwrap();
+    assert_eq!(
+        w.count("PRAGMA user_version"),
+        credits::schema::latest_version()
+    );
+    let acme = credits::AccountId::parse("acme").unwrap();
+    assert_eq!(w.balance(&acme), 999_900);
+    w.assert_books_balance();
+
+    // The sweep finishes the pending purchase: the re-charge answers the first
+    // outcome, and the grant now starts from the purchase.
+    w.credits_with(|c| c.recharge_check()).unwrap();
+    assert_eq!(w.balance(&acme), 999_900 + 2_500_000);
+    assert_eq!(w.charges(), 2);
+    // New writes work: a purchase, a deduction, its refund.
+    w.credits_with(|c| c.purchase(&acme, Pack::Plus, None))
+        .unwrap();
+    let d = w
+        .credits_with(|c| c.deduct(&support::deduction(&acme, 2_000_100, None), None))
+        .unwrap()
+        .value
+        .transaction;
+    w.credits_with(|c| c.refund(&support::refund(&acme, &d, None), None))
+        .unwrap();
+    assert_eq!(w.balance(&acme), 999_900 + 2_500_000 + 7_000_000);
+    w.assert_books_balance();
+    // A raw version-4 grant is refused now.
+    let raw = w.db.execute(
+        "INSERT INTO ledger (account_id, seq, kind, tokens, plan_tokens, credit_tokens, purchase_id,
+                             source, pack, amount_cents, credit_balance_after, created_at)
+         SELECT 'acme', ledger_seq + 1, 'purchase', 1000000, 0, 1000000, 'pu_granted',
+                'manual', 'starter', 500, credit_balance + 1000000, 0 FROM accounts WHERE id = 'acme'",
+        &[],
+    );
+    assert!(raw.is_err(), "{raw:?}");
+}
