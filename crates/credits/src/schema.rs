@@ -14,15 +14,16 @@
 //! The money rules the schema enforces by itself, whatever SQL a caller runs:
 //! - `accounts.credit_balance` and the plan use move only with a new ledger entry
 //!   of that account, numbered one past the last (`ledger_seq`) and agreeing with
-//!   the balance it leaves (`accounts_balance_follows_ledger`): the balance always
+//!   the balance it leaves (`accounts_follow_ledger`): the balance always
 //!   equals the sum of the ledger, and an entry can be neither skipped, replaced
 //!   nor reordered;
 //! - `credit_balance >= 0`: no overdraft, ever;
 //! - the ledger is append-only, and its only uniqueness is its key, which a new
 //!   entry never repeats, so no `INSERT OR REPLACE` can delete an entry;
-//! - a purchase entry needs its pending purchase, which it completes: one grant
-//!   per purchase; one pending auto-recharge per account; a purchase keeps what
-//!   was charged for, succeeds only with its grant, and is never deleted;
+//! - a purchase entry is written only by its purchase succeeding (the purchase's
+//!   trigger writes it, at the seq the purchase names): one grant per purchase;
+//!   one pending auto-recharge per account; a purchase keeps what was charged
+//!   for, never returns to pending, stays succeeded, and is never deleted;
 //! - every entry has its account; a refund returns at most what its deduction has
 //!   left, each part to where it came from; plan tokens stay within their month
 //!   and the allocation; an account starts empty and, once it has a ledger, is
