@@ -51,6 +51,7 @@ pub(crate) enum Settlement {
 /// even if the purchase was marked failed meanwhile (a sweep that found no charge
 /// racing the charge itself).
 const GRANT: &str = "UPDATE purchases SET status = 'succeeded', updated_at = ?2,
+        failure_code = NULL, failure_message = NULL,
         granted_seq = (SELECT ledger_seq + 1 FROM accounts WHERE id = purchases.account_id)
      WHERE id = ?1 AND status <> 'succeeded'
      RETURNING granted_seq";
@@ -263,6 +264,10 @@ impl Credits<'_> {
             let allowed = row.int(5)? == 1;
             let began = Timestamp::from_millis(row.int(6)?);
             let finished = if allowed {
+                // Claimed first, so that no instance cancels it while it is charged.
+                if !self.claim(&pending.id)? {
+                    continue;
+                }
                 self.settle(&pending)
             } else {
                 self.settle_uncharged(&pending, began)
@@ -275,8 +280,10 @@ impl Credits<'_> {
                 .saturating_mul(1 << row.int(4)?.clamp(0, 6))
                 .min(SWEEP_LONGEST_WAIT_MILLIS);
             // Best effort: without it the purchase is simply tried on the next run.
+            // It only ever moves later: another instance's claim stands.
             let _ = self.db.execute(
-                "UPDATE purchases SET sweep_attempts = sweep_attempts + 1, retry_at = ?2
+                "UPDATE purchases SET sweep_attempts = sweep_attempts + 1,
+                        retry_at = MAX(IFNULL(retry_at, 0), ?2)
                  WHERE id = ?1 AND status = 'pending'",
                 &[
                     pending.id.as_str().into(),
@@ -285,6 +292,25 @@ impl Credits<'_> {
             );
         }
         Ok(settled)
+    }
+
+    /// Takes a pending purchase for the sweep to charge: no other sweep charges
+    /// it, and none cancels it, until [`CLAIM_MILLIS`] have passed (by then this
+    /// one has granted or declined it, backed off, or died; a dead one's charge is
+    /// found by the next). False: another instance has it, or it is settled.
+    fn claim(&self, purchase_id: &str) -> Result<bool> {
+        let now = self.now().millis();
+        let rows = self.db.execute(
+            "UPDATE purchases SET retry_at = ?2
+             WHERE id = ?1 AND status = 'pending' AND (retry_at IS NULL OR retry_at <= ?3)
+             RETURNING id",
+            &[
+                purchase_id.into(),
+                Value::Integer(now + CLAIM_MILLIS),
+                Value::Integer(now),
+            ],
+        )?;
+        Ok(!rows.is_empty())
     }
 
     /// Finishes a pending purchase without charging it: granted or declined if
@@ -302,16 +328,26 @@ impl Credits<'_> {
             }
             None if began.millis() <= self.now().millis() - SEARCH_SETTLES_MILLIS => {
                 self.note_events_due();
-                self.db.execute(
+                let now = self.now().millis();
+                // Not while a sweep that found it allowed (the settings changed
+                // again) may be charging it.
+                let canceled = self.db.execute(
                     "UPDATE purchases SET status = 'failed', failure_code = 'canceled',
                             failure_message = ?2, updated_at = ?3
-                     WHERE id = ?1 AND status = 'pending'",
+                     WHERE id = ?1 AND status = 'pending' AND (retry_at IS NULL OR retry_at <= ?3)
+                     RETURNING id",
                     &[
                         purchase.id.as_str().into(),
                         CANCELED.into(),
-                        Value::Integer(self.now().millis()),
+                        Value::Integer(now),
                     ],
                 )?;
+                if canceled.is_empty() {
+                    return Err(CreditsError::ProviderUnavailable(format!(
+                        "{} is being charged or is settled",
+                        purchase.id
+                    )));
+                }
                 Ok(Settlement::Declined(CANCELED.into()))
             }
             None => Err(CreditsError::ProviderUnavailable(format!(
@@ -336,6 +372,10 @@ const STALE: &str = "SELECT p.id, p.payment_method, p.amount_cents, p.account_id
      LEFT JOIN auto_recharge s ON s.account_id = p.account_id
      WHERE p.status = 'pending' AND p.created_at <= ?1 AND (p.retry_at IS NULL OR p.retry_at <= ?2)
      ORDER BY p.created_at LIMIT ?3";
+
+/// How long a sweep's claim on a purchase lasts: well beyond a provider's
+/// timeout (10 s), so a charge in flight always outlives it.
+const CLAIM_MILLIS: i64 = 60_000;
 
 /// Why a purchase was dropped uncharged.
 const CANCELED: &str =

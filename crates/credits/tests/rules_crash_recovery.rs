@@ -352,3 +352,41 @@ fn a_stale_auto_recharge_its_settings_still_allow_is_charged_and_granted() {
     );
     w.assert_books_balance();
 }
+
+/// A provider during whose charge the settings are switched off and another
+/// instance's recharge check runs (it sees the purchase not allowed any more and
+/// finds no charge yet); then it charges through the sandbox.
+struct SwitchedOffMidCharge<'a>(&'a World, credits::AccountId);
+
+impl credits::PaymentProvider for SwitchedOffMidCharge<'_> {
+    fn charge(&self, charge: &credits::Charge<'_>) -> Result<credits::ChargeOutcome, CreditsError> {
+        switch_off(self.0, &self.1);
+        self.0.credits_with(|c| c.recharge_check())?;
+        self.0.sandbox().charge(charge)
+    }
+
+    fn find_charge(&self, key: &str) -> Result<Option<credits::ChargeOutcome>, CreditsError> {
+        self.0.sandbox().find_charge(key)
+    }
+}
+
+#[test]
+fn a_sweep_charging_a_purchase_holds_it_against_another_instance_canceling_it() {
+    let w = World::new();
+    let acme = uncharged_auto_recharge(&w);
+    // Over an hour old: a sweep that finds it not allowed and uncharged cancels it.
+    w.clock.advance_ms(3_700_000);
+    let racing = SwitchedOffMidCharge(&w, acme.clone());
+    w.credits_paying_with(&racing, |c| c.recharge_check())
+        .unwrap();
+    // The claimed charge went through and was granted; nothing was canceled.
+    assert_eq!(
+        (w.charges(), pending(&w), w.balance(&acme)),
+        (1, 0, 2_500_000)
+    );
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM purchases WHERE failure_code = 'canceled'"),
+        0
+    );
+    w.assert_books_balance();
+}
