@@ -24,7 +24,7 @@ pub use client::{
 };
 pub use customers::{CardDisplay, PaymentMethodInfo, SetupIntent};
 pub use payment_intents::{AUTHENTICATION_REQUIRED_PREFIX, ChargeResult, StripeCharge};
-pub use provider::{ChargeParties, ChargeParty, StripePayments};
+pub use provider::{Customers, StripePayments};
 pub use transport::{Method, StripeRequest, StripeResponse, StripeTransport, TransportError};
 pub use webhook::{
     EventKind, PaymentError, PaymentIntentEvent, PaymentMethodEvent, SetupIntentEvent,

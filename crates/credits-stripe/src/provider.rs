@@ -1,48 +1,39 @@
 //! The adapter behind the domain's `PaymentProvider` port.
 //!
-//! The port's `Charge` carries the purchase id, the payment method and the amount;
-//! a PaymentIntent also needs the account, its Stripe customer and the purchase's
-//! source. Until `Charge` carries the account and the source, a [`ChargeParties`]
-//! given to the constructor supplies all three (by purchase id, from the app's
-//! database); after that, only the customer.
+//! The port's `Charge` carries the purchase id, the payment method, the amount, the
+//! account and the purchase's source; a PaymentIntent also needs the account's
+//! Stripe customer, which a [`Customers`] given to the constructor supplies (from
+//! the app's database, creating the customer the first time).
 
-use credits::{Charge, ChargeOutcome, CreditsError, PaymentProvider, PurchaseSource};
+use credits::{Charge, ChargeOutcome, CreditsError, PaymentProvider};
 
 use crate::client::StripeClient;
 use crate::payment_intents::{ChargeResult, StripeCharge};
 use crate::transport::StripeTransport;
 
-/// Who a charge is for, beyond what the port's `Charge` says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChargeParty {
-    pub account_id: String,
-    /// The account's Stripe customer (`cus_...`), created first if it had none.
-    pub customer: String,
-    pub source: PurchaseSource,
-}
-
-/// Looks up who a charge is for. Implemented for closures.
-pub trait ChargeParties {
+/// Looks up the Stripe customer (`cus_...`) a charge is for. Implemented for
+/// closures.
+pub trait Customers {
     /// An `Err` fails the charge with that error (nothing is sent to Stripe).
-    fn party(&self, charge: &Charge<'_>) -> Result<ChargeParty, CreditsError>;
+    fn customer(&self, charge: &Charge<'_>) -> Result<String, CreditsError>;
 }
 
-impl<F> ChargeParties for F
+impl<F> Customers for F
 where
-    F: Fn(&Charge<'_>) -> Result<ChargeParty, CreditsError>,
+    F: Fn(&Charge<'_>) -> Result<String, CreditsError>,
 {
-    fn party(&self, charge: &Charge<'_>) -> Result<ChargeParty, CreditsError> {
+    fn customer(&self, charge: &Charge<'_>) -> Result<String, CreditsError> {
         self(charge)
     }
 }
 
 /// Stripe as the domain's payment provider.
-pub struct StripePayments<T, P> {
+pub struct StripePayments<T, C> {
     client: StripeClient<T>,
-    parties: P,
+    customers: C,
 }
 
-impl<T, P> std::fmt::Debug for StripePayments<T, P> {
+impl<T, C> std::fmt::Debug for StripePayments<T, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StripePayments")
             .field("client", &self.client)
@@ -50,9 +41,9 @@ impl<T, P> std::fmt::Debug for StripePayments<T, P> {
     }
 }
 
-impl<T: StripeTransport, P: ChargeParties> StripePayments<T, P> {
-    pub fn new(client: StripeClient<T>, parties: P) -> Self {
-        Self { client, parties }
+impl<T: StripeTransport, C: Customers> StripePayments<T, C> {
+    pub fn new(client: StripeClient<T>, customers: C) -> Self {
+        Self { client, customers }
     }
 
     /// The client, for the calls beyond charging (customers, setup, search, ...).
@@ -61,16 +52,16 @@ impl<T: StripeTransport, P: ChargeParties> StripePayments<T, P> {
     }
 }
 
-impl<T: StripeTransport, P: ChargeParties> PaymentProvider for StripePayments<T, P> {
+impl<T: StripeTransport, C: Customers> PaymentProvider for StripePayments<T, C> {
     fn charge(&self, charge: &Charge<'_>) -> Result<ChargeOutcome, CreditsError> {
-        let party = self.parties.party(charge)?;
+        let customer = self.customers.customer(charge)?;
         let stripe_charge = StripeCharge {
             purchase_id: charge.idempotency_key,
-            account_id: &party.account_id,
-            customer: &party.customer,
+            account_id: charge.account.as_str(),
+            customer: &customer,
             payment_method: charge.payment_method,
             amount: charge.amount,
-            source: party.source,
+            source: charge.source,
         };
         // Every failure to get an outcome (timeout, network, 5xx, an answer that
         // makes no sense, a refused request) leaves the purchase pending: the

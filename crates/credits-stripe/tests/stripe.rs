@@ -6,9 +6,11 @@ mod support;
 
 use std::time::Duration;
 
-use credits::{Charge, ChargeOutcome, CreditsError, Eur, PaymentProvider, PurchaseSource};
+use credits::{
+    AccountId, Charge, ChargeOutcome, CreditsError, Eur, PaymentProvider, PurchaseSource,
+};
 use credits_stripe::{
-    ChargeParty, ChargeResult, SecretKey, StripeCharge, StripeClient, StripeError, StripePayments,
+    ChargeResult, SecretKey, StripeCharge, StripeClient, StripeError, StripePayments,
     TransportError,
 };
 use support::{FakeStripe, Mode, SECRET, UreqTransport};
@@ -404,20 +406,20 @@ fn a_payment_method_shows_its_card_and_whether_it_is_the_customers() {
 #[test]
 fn the_domain_port_maps_every_outcome() {
     let (stripe, client, customer) = setup();
-    let parties = move |charge: &Charge<'_>| {
+    let customers = move |charge: &Charge<'_>| {
         assert!(charge.idempotency_key.starts_with("pur_"));
-        Ok(ChargeParty {
-            account_id: "acc_1".into(),
-            customer: customer.clone(),
-            source: PurchaseSource::Manual,
-        })
+        assert_eq!(charge.account.as_str(), "acc_1");
+        Ok(customer.clone())
     };
-    let payments = StripePayments::new(client, parties);
+    let payments = StripePayments::new(client, customers);
+    let account = AccountId::parse("acc_1").unwrap();
     let pay = |purchase: &str, method: &str| {
         payments.charge(&Charge {
             idempotency_key: purchase,
             payment_method: method,
             amount: Eur::from_cents(500),
+            account: &account,
+            source: PurchaseSource::Manual,
         })
     };
     assert_eq!(pay("pur_1", "pm_card_visa"), Ok(ChargeOutcome::Succeeded));
@@ -457,7 +459,9 @@ fn the_domain_port_maps_every_outcome() {
         payments.charge(&Charge {
             idempotency_key: "pur_1",
             payment_method: "pm_card_visa",
-            amount: Eur::from_cents(900)
+            amount: Eur::from_cents(900),
+            account: &account,
+            source: PurchaseSource::Manual,
         }),
         Err(CreditsError::ProviderUnavailable(_))
     ));
@@ -470,7 +474,9 @@ fn the_domain_port_maps_every_outcome() {
         failing.charge(&Charge {
             idempotency_key: "pur_9",
             payment_method: "pm_card_visa",
-            amount: Eur::from_cents(500)
+            amount: Eur::from_cents(500),
+            account: &account,
+            source: PurchaseSource::AutoRecharge,
         }),
         Err(CreditsError::PaymentMethodRequired)
     );

@@ -6,7 +6,9 @@
 //! crash safe.
 
 use crate::error::CreditsError;
+use crate::ids::AccountId;
 use crate::money::Eur;
+use crate::transaction::PurchaseSource;
 
 /// A saved payment method: `pm_` then 1–100 of `[A-Za-z0-9_]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +41,10 @@ pub struct Charge<'a> {
     pub idempotency_key: &'a str,
     pub payment_method: &'a str,
     pub amount: Eur,
+    /// Whose money: a provider keeps its customer per account.
+    pub account: &'a AccountId,
+    /// A purchase asked for (`Manual`, on-session) or an auto-recharge (off-session).
+    pub source: PurchaseSource,
 }
 
 /// What the provider answered.

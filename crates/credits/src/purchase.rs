@@ -36,6 +36,7 @@ pub struct CreditBalance {
 pub(crate) struct PendingPurchase {
     pub id: String,
     pub account: AccountId,
+    pub source: PurchaseSource,
     pub payment_method: String,
     pub amount: Eur,
 }
@@ -115,6 +116,7 @@ impl Credits<'_> {
         let pending = PendingPurchase {
             id: row.text(0)?.to_owned(),
             account: account.clone(),
+            source: PurchaseSource::Manual,
             payment_method: row.text(1)?.to_owned(),
             amount: Eur::from_cents(row.int(2)?),
         };
@@ -155,6 +157,7 @@ impl Credits<'_> {
         let pending = PendingPurchase {
             id: row.text(0)?.to_owned(),
             account: account.clone(),
+            source: PurchaseSource::Manual,
             payment_method: row.text(1)?.to_owned(),
             amount: Eur::from_cents(row.int(2)?),
         };
@@ -179,6 +182,8 @@ impl Credits<'_> {
             idempotency_key: &purchase.id,
             payment_method: &purchase.payment_method,
             amount: purchase.amount,
+            account: &purchase.account,
+            source: purchase.source,
         })?;
         self.conclude(purchase, outcome)
     }
@@ -260,6 +265,11 @@ impl Credits<'_> {
                 payment_method: row.text(1)?.to_owned(),
                 amount: Eur::from_cents(row.int(2)?),
                 account: AccountId::parse(row.text(3)?)?,
+                source: if row.text(7)? == "manual" {
+                    PurchaseSource::Manual
+                } else {
+                    PurchaseSource::AutoRecharge
+                },
             };
             let allowed = row.int(5)? == 1;
             let began = Timestamp::from_millis(row.int(6)?);
@@ -367,7 +377,7 @@ const STALE: &str = "SELECT p.id, p.payment_method, p.amount_cents, p.account_id
             AND (SELECT SUM(q.amount_cents) FROM purchases q
                  WHERE q.account_id = p.account_id AND q.source = 'auto_recharge'
                    AND q.period = p.period AND q.status <> 'failed') <= s.monthly_limit_cents, 0),
-        p.created_at
+        p.created_at, p.source
      FROM purchases p JOIN accounts a ON a.id = p.account_id
      LEFT JOIN auto_recharge s ON s.account_id = p.account_id
      WHERE p.status = 'pending' AND p.created_at <= ?1 AND (p.retry_at IS NULL OR p.retry_at <= ?2)

@@ -21,6 +21,7 @@ use crate::service::Credits;
 use crate::store::{Durability, Row, Value};
 use crate::time::Timestamp;
 use crate::tokens::TokenAmount;
+use crate::transaction::PurchaseSource;
 
 /// The default monthly spending limit: €50.00.
 pub const DEFAULT_MONTHLY_LIMIT_CENTS: i64 = 5000;
@@ -286,6 +287,7 @@ impl Credits<'_> {
         let pending = PendingPurchase {
             id: row.text(0)?.to_owned(),
             account: account.clone(),
+            source: PurchaseSource::AutoRecharge,
             payment_method: row.text(1)?.to_owned(),
             amount: Eur::from_cents(row.int(2)?),
         };

@@ -106,3 +106,43 @@ fn a_purchase_grants_the_packs_tokens_and_returns_the_balance() {
     assert_eq!(w.available(&acme), 25_500_000 + 10_000_000);
     w.assert_books_balance();
 }
+
+/// The sandbox, noting who each charge was for.
+struct Noting<'a>(
+    credits_sandbox::SandboxPayments<'a>,
+    std::cell::RefCell<Vec<(String, PurchaseSource)>>,
+);
+
+impl credits::PaymentProvider for Noting<'_> {
+    fn charge(&self, charge: &credits::Charge<'_>) -> Result<credits::ChargeOutcome, CreditsError> {
+        self.1
+            .borrow_mut()
+            .push((charge.account.as_str().to_owned(), charge.source));
+        self.0.charge(charge)
+    }
+
+    fn find_charge(&self, key: &str) -> Result<Option<credits::ChargeOutcome>, CreditsError> {
+        self.0.find_charge(key)
+    }
+}
+
+#[test]
+fn a_charge_names_its_account_and_whether_a_person_or_auto_recharge_asked() {
+    let w = World::new();
+    let acme = w.paying_account("acme", Plan::Pro, VISA);
+    let globex = w.paying_account("globex", Plan::Pro, VISA);
+    support::rules::enable_recharge(&w, &globex, Pack::Starter, 1_000, "50.00");
+    let noting = Noting(w.sandbox(), std::cell::RefCell::default());
+    w.credits_paying_with(&noting, |c| c.purchase(&acme, Pack::Starter, None))
+        .unwrap();
+    w.credits_paying_with(&noting, |c| c.recharge_check())
+        .unwrap();
+    assert_eq!(
+        noting.1.into_inner(),
+        [
+            ("acme".to_owned(), PurchaseSource::Manual),
+            ("globex".to_owned(), PurchaseSource::AutoRecharge)
+        ]
+    );
+    w.assert_books_balance();
+}
