@@ -54,6 +54,7 @@ impl ApiError {
                 CreditsError::NotFound(_) => ("not_found", 404),
                 CreditsError::InsufficientBalance { .. } => ("insufficient_balance", 402),
                 CreditsError::PaymentDeclined(_) => ("payment_failed", 402),
+                CreditsError::AuthenticationRequired { .. } => ("authentication_required", 402),
                 CreditsError::PaymentMethodRequired => ("payment_method_required", 400),
                 CreditsError::AccountExists(_) | CreditsError::HoldNotHeld(_) => ("conflict", 409),
                 CreditsError::IdempotencyKeyReused => ("idempotency_conflict", 409),

@@ -70,7 +70,13 @@ pub fn error_response(error: &ApiError) -> Response {
     } else {
         error.to_string()
     };
-    let body = serde_json::json!({"error": {"code": code, "message": message}});
+    let mut body = serde_json::json!({"error": {"code": code, "message": message}});
+    if let ApiError::Domain(credits::CreditsError::AuthenticationRequired {
+        client_secret, ..
+    }) = error
+    {
+        body["error"]["client_secret"] = client_secret.as_str().into();
+    }
     let mut builder = json_builder(status);
     if let ApiError::MethodNotAllowed(allowed) = error {
         builder = builder.header(http::header::ALLOW, *allowed);

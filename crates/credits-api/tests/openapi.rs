@@ -772,3 +772,31 @@ fn every_route_of_api_md_is_documented_or_not_served_yet() {
         );
     }
 }
+
+/// An answer no sandbox request can produce (the sandbox never asks for 3-D
+/// Secure), built the way every error answer is, against the purchase's 402.
+#[test]
+fn an_authentication_required_answer_matches_the_document() {
+    let doc = document();
+    let error = credits_api::ApiError::Domain(credits::CreditsError::AuthenticationRequired {
+        message: "Your card was declined. This transaction requires authentication.".into(),
+        client_secret: "pi_123_secret_456".into(),
+    });
+    let response = credits_api::error_response(&error);
+    assert_eq!(response.status(), 402);
+    let body: Value = serde_json::from_slice(response.body()).unwrap();
+    assert_eq!(body["error"]["code"], "authentication_required");
+    assert_eq!(body["error"]["client_secret"], "pi_123_secret_456");
+    let documented = resolve(
+        &doc,
+        &doc["paths"]["/api/billing/credits/purchases"]["post"]["responses"]["402"],
+    );
+    assert!(
+        documented["x-error-codes"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("authentication_required"))
+    );
+    let schema = documented["content"]["application/json"]["schema"].clone();
+    validate(&doc, schema, &body, "402 authentication_required");
+}

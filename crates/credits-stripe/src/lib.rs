@@ -23,7 +23,7 @@ pub use client::{
     ApiError, DEFAULT_API_BASE, STRIPE_VERSION, SecretKey, StripeClient, StripeError,
 };
 pub use customers::{CardDisplay, PaymentMethodInfo, SetupIntent};
-pub use payment_intents::{AUTHENTICATION_REQUIRED_PREFIX, ChargeResult, StripeCharge};
+pub use payment_intents::{ChargeResult, StripeCharge};
 pub use provider::{Customers, StripePayments};
 pub use transport::{Method, StripeRequest, StripeResponse, StripeTransport, TransportError};
 pub use webhook::{

@@ -44,8 +44,7 @@ pub enum ChargeResult {
     /// The bank wants the cardholder to authenticate (3-D Secure): nothing is taken
     /// yet. A manual purchase hands `client_secret` to Stripe.js on-session and
     /// waits for the webhook; an auto-recharge counts it as a decline whose code is
-    /// `authentication_required`. The domain port has no such outcome yet:
-    /// [`ChargeResult::into_outcome`] maps it to a decline saying so.
+    /// `authentication_required`.
     AuthenticationRequired {
         payment_intent: String,
         client_secret: String,
@@ -62,8 +61,13 @@ impl ChargeResult {
         match self {
             Self::Succeeded { .. } => Ok(ChargeOutcome::Succeeded),
             Self::Declined { message, .. } => Ok(ChargeOutcome::Declined { message }),
-            Self::AuthenticationRequired { message, .. } => Ok(ChargeOutcome::Declined {
-                message: format!("{AUTHENTICATION_REQUIRED_PREFIX}{message}"),
+            Self::AuthenticationRequired {
+                message,
+                client_secret,
+                ..
+            } => Ok(ChargeOutcome::AuthenticationRequired {
+                message,
+                client_secret,
             }),
             Self::Processing { payment_intent } => Err(CreditsError::ProviderUnavailable(format!(
                 "Stripe is processing {payment_intent}"
@@ -71,9 +75,6 @@ impl ChargeResult {
         }
     }
 }
-
-/// How a decline that needs authentication starts, through today's port.
-pub const AUTHENTICATION_REQUIRED_PREFIX: &str = "authentication required: ";
 
 /// What `POST /v1/payment_intents` takes. Field names are Stripe's form keys:
 /// `serde_urlencoded` encodes them (brackets included) and their values.
@@ -402,7 +403,7 @@ mod tests {
     }
 
     #[test]
-    fn authentication_required_maps_to_a_decline_saying_so() {
+    fn authentication_required_keeps_its_client_secret() {
         let outcome = ChargeResult::AuthenticationRequired {
             payment_intent: "pi_1".into(),
             client_secret: "pi_1_secret".into(),
@@ -412,9 +413,9 @@ mod tests {
         .unwrap();
         assert_eq!(
             outcome,
-            ChargeOutcome::Declined {
-                message: "authentication required: This transaction requires authentication."
-                    .into()
+            ChargeOutcome::AuthenticationRequired {
+                message: "This transaction requires authentication.".into(),
+                client_secret: "pi_1_secret".into(),
             }
         );
     }

@@ -430,12 +430,20 @@ fn the_domain_port_maps_every_outcome() {
             message: "Your card was declined.".into()
         })
     );
+    let Ok(ChargeOutcome::AuthenticationRequired {
+        message,
+        client_secret,
+    }) = pay("pur_3", "pm_card_authenticationRequired")
+    else {
+        panic!("authentication required expected")
+    };
     assert_eq!(
-        pay("pur_3", "pm_card_authenticationRequired"),
-        Ok(ChargeOutcome::Declined {
-            message: "authentication required: Your card was declined. This transaction requires authentication."
-                .into()
-        })
+        message,
+        "Your card was declined. This transaction requires authentication."
+    );
+    assert!(
+        client_secret.starts_with("pi_") && client_secret.contains("_secret_"),
+        "{client_secret}"
     );
     for mode in [
         Mode::Processing,

@@ -23,6 +23,13 @@ pub enum CreditsError {
     /// The payment provider declined the charge; nothing was granted.
     #[error("payment declined: {0}")]
     PaymentDeclined(String),
+    /// The cardholder must confirm the charge (3-D Secure) with `client_secret`;
+    /// the purchase stays pending until the provider reports the outcome.
+    #[error("{message}")]
+    AuthenticationRequired {
+        message: String,
+        client_secret: String,
+    },
     #[error("save a payment method first (PUT /api/billing/payment-method)")]
     PaymentMethodRequired,
     #[error("account {0} exists already")]

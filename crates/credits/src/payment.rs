@@ -51,7 +51,17 @@ pub struct Charge<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChargeOutcome {
     Succeeded,
-    Declined { message: String },
+    Declined {
+        message: String,
+    },
+    /// The bank wants the cardholder to confirm (3-D Secure); nothing is taken yet.
+    /// `client_secret` lets the dashboard run the provider's next action
+    /// on-session; the provider reports the outcome later. Off-session (an
+    /// auto-recharge) nobody can confirm: it is a decline.
+    AuthenticationRequired {
+        message: String,
+        client_secret: String,
+    },
 }
 
 /// A payment provider (Stripe, the sandbox, ...).

@@ -41,10 +41,32 @@ pub(crate) struct PendingPurchase {
     pub amount: Eur,
 }
 
-/// How a settled purchase ended.
+/// How a settled purchase ended, or why it has not yet.
 pub(crate) enum Settlement {
     Granted(PurchaseReceipt),
     Declined(String),
+    /// A manual purchase waiting for the cardholder to confirm it.
+    Waiting {
+        message: String,
+        client_secret: String,
+    },
+}
+
+impl Settlement {
+    /// A purchase's answer: the grant, or why there is none.
+    fn into_answer(self) -> Result<PurchaseReceipt> {
+        match self {
+            Self::Granted(receipt) => Ok(receipt),
+            Self::Declined(message) => Err(CreditsError::PaymentDeclined(message)),
+            Self::Waiting {
+                message,
+                client_secret,
+            } => Err(CreditsError::AuthenticationRequired {
+                message,
+                client_secret,
+            }),
+        }
+    }
 }
 
 /// The grant: the purchase succeeds, and its trigger (`purchases_grant`) writes the
@@ -120,10 +142,7 @@ impl Credits<'_> {
             payment_method: row.text(1)?.to_owned(),
             amount: Eur::from_cents(row.int(2)?),
         };
-        match self.settle(&pending)? {
-            Settlement::Granted(receipt) => Ok(Replayable::fresh(receipt)),
-            Settlement::Declined(message) => Err(CreditsError::PaymentDeclined(message)),
-        }
+        self.settle(&pending)?.into_answer().map(Replayable::fresh)
     }
 
     /// A free plan may not buy (checked before the payment method).
@@ -165,10 +184,7 @@ impl Credits<'_> {
             ("failed", message) => Err(CreditsError::PaymentDeclined(
                 message.unwrap_or("declined").to_owned(),
             )),
-            _ => match self.settle(&pending)? {
-                Settlement::Granted(receipt) => Ok(receipt),
-                Settlement::Declined(message) => Err(CreditsError::PaymentDeclined(message)),
-            },
+            _ => self.settle(&pending)?.into_answer(),
         }))
     }
 
@@ -220,19 +236,43 @@ impl Credits<'_> {
                     ))),
                 }
             }
-            ChargeOutcome::Declined { message } => {
-                self.db.execute(
-                    "UPDATE purchases SET status = 'failed', failure_message = ?2, updated_at = ?3
-                     WHERE id = ?1 AND status = 'pending'",
-                    &[
-                        purchase.id.as_str().into(),
-                        message.as_str().into(),
-                        Value::Integer(now.millis()),
-                    ],
-                )?;
-                Ok(Settlement::Declined(message))
+            ChargeOutcome::Declined { message } => self.decline(purchase, &message, None),
+            // Off-session nobody can confirm: an auto-recharge's decline, whose
+            // code the settings' last_error shows.
+            ChargeOutcome::AuthenticationRequired { message, .. }
+                if purchase.source == PurchaseSource::AutoRecharge =>
+            {
+                self.decline(purchase, &message, Some("authentication_required"))
             }
+            // Pending until the provider reports the cardholder's answer.
+            ChargeOutcome::AuthenticationRequired {
+                message,
+                client_secret,
+            } => Ok(Settlement::Waiting {
+                message,
+                client_secret,
+            }),
         }
+    }
+
+    fn decline(
+        &self,
+        purchase: &PendingPurchase,
+        message: &str,
+        code: Option<&str>,
+    ) -> Result<Settlement> {
+        self.db.execute(
+            "UPDATE purchases SET status = 'failed', failure_message = ?2, failure_code = ?4,
+                    updated_at = ?3
+             WHERE id = ?1 AND status = 'pending'",
+            &[
+                purchase.id.as_str().into(),
+                message.into(),
+                Value::Integer(self.now().millis()),
+                code.into(),
+            ],
+        )?;
+        Ok(Settlement::Declined(message.to_owned()))
     }
 
     fn granted(&self, purchase_id: &str) -> Result<Option<PurchaseReceipt>> {
@@ -282,7 +322,12 @@ impl Credits<'_> {
             } else {
                 self.settle_uncharged(&pending, began)
             };
-            if finished.is_ok() {
+            // One waiting for its cardholder is tried again later, like one
+            // whose outcome is unknown.
+            if matches!(
+                finished,
+                Ok(Settlement::Granted(_) | Settlement::Declined(_))
+            ) {
                 settled += 1;
                 continue;
             }

@@ -294,7 +294,7 @@ impl Credits<'_> {
         let tokens = row.tokens(3)?;
         Ok(match self.settle(&pending)? {
             Settlement::Granted(_) => RechargeOutcome::Recharged { tokens },
-            Settlement::Declined(_) => RechargeOutcome::Failed,
+            Settlement::Declined(_) | Settlement::Waiting { .. } => RechargeOutcome::Failed,
         })
     }
 

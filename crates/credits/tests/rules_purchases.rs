@@ -146,3 +146,85 @@ fn a_charge_names_its_account_and_whether_a_person_or_auto_recharge_asked() {
     );
     w.assert_books_balance();
 }
+
+/// A bank that asks the cardholder to confirm every charge (3-D Secure) until
+/// `confirmed` names the purchase; then the charge goes through the sandbox.
+struct AsksToConfirm<'a>(
+    credits_sandbox::SandboxPayments<'a>,
+    std::cell::RefCell<Vec<String>>,
+);
+
+impl credits::PaymentProvider for AsksToConfirm<'_> {
+    fn charge(&self, charge: &credits::Charge<'_>) -> Result<credits::ChargeOutcome, CreditsError> {
+        if self.1.borrow().iter().any(|k| k == charge.idempotency_key) {
+            return self.0.charge(charge);
+        }
+        Ok(credits::ChargeOutcome::AuthenticationRequired {
+            message: "This transaction requires authentication.".into(),
+            client_secret: format!("pi_{}_secret_x", charge.idempotency_key),
+        })
+    }
+
+    fn find_charge(&self, key: &str) -> Result<Option<credits::ChargeOutcome>, CreditsError> {
+        self.0.find_charge(key)
+    }
+}
+
+#[test]
+fn a_purchase_the_bank_wants_confirmed_waits_pending_and_is_granted_once_confirmed() {
+    let w = World::new();
+    let acme = w.paying_account("acme", Plan::Pro, VISA);
+    let bank = AsksToConfirm(w.sandbox(), std::cell::RefCell::default());
+    let key = support::idem("buy-1", &serde_json::json!({"pack": "standard"}));
+    let first = w.credits_paying_with(&bank, |c| c.purchase(&acme, Pack::Standard, Some(&key)));
+    let Err(CreditsError::AuthenticationRequired { client_secret, .. }) = first else {
+        panic!("{first:?}")
+    };
+    assert!(client_secret.starts_with("pi_pu_"), "{client_secret}");
+    assert_eq!((w.balance(&acme), w.charges()), (0, 0));
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM purchases WHERE status = 'pending'"),
+        1
+    );
+    // The same request again: still waiting, the same client secret.
+    let again = w.credits_paying_with(&bank, |c| c.purchase(&acme, Pack::Standard, Some(&key)));
+    assert!(
+        matches!(&again, Err(CreditsError::AuthenticationRequired { client_secret: s, .. }) if *s == client_secret),
+        "{again:?}"
+    );
+    // A recharge check leaves it waiting (and not counted as settled).
+    w.clock.advance_ms(61_000);
+    assert!(w.credits_paying_with(&bank, |c| c.recharge_check()).is_ok());
+    assert_eq!(w.balance(&acme), 0);
+    // The cardholder confirms; the same request now answers the grant, once.
+    let purchase_id = client_secret
+        .strip_prefix("pi_")
+        .and_then(|s| s.strip_suffix("_secret_x"))
+        .unwrap()
+        .to_owned();
+    bank.1.borrow_mut().push(purchase_id);
+    let granted = w
+        .credits_paying_with(&bank, |c| c.purchase(&acme, Pack::Standard, Some(&key)))
+        .unwrap();
+    assert_eq!(granted.value.credits.balance_tokens, 2_500_000);
+    w.credits_paying_with(&bank, |c| c.purchase(&acme, Pack::Standard, Some(&key)))
+        .unwrap();
+    assert_eq!((w.balance(&acme), w.charges()), (2_500_000, 1));
+    w.assert_books_balance();
+}
+
+#[test]
+fn an_auto_recharge_the_bank_wants_confirmed_is_a_decline_saying_so() {
+    let w = World::new();
+    let acme = w.paying_account("acme", Plan::Pro, VISA);
+    support::rules::enable_recharge(&w, &acme, Pack::Starter, 1_000, "50.00");
+    let bank = AsksToConfirm(w.sandbox(), std::cell::RefCell::default());
+    w.credits_paying_with(&bank, |c| c.recharge_check())
+        .unwrap();
+    assert_eq!((w.balance(&acme), w.charges()), (0, 0));
+    let settings = w.credits_with(|c| c.recharge_settings(&acme)).unwrap();
+    let error = serde_json::to_value(&settings.last_error).unwrap();
+    assert_eq!(error["code"], "authentication_required", "{error}");
+    assert_eq!(w.count("SELECT declines FROM auto_recharge"), 1);
+    w.assert_books_balance();
+}

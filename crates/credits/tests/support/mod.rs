@@ -196,6 +196,7 @@ pub fn kind(e: &CreditsError) -> &'static str {
         CreditsError::NotFound(_) => "NotFound",
         CreditsError::InsufficientBalance { .. } => "InsufficientBalance",
         CreditsError::PaymentDeclined(_) => "PaymentDeclined",
+        CreditsError::AuthenticationRequired { .. } => "AuthenticationRequired",
         CreditsError::PaymentMethodRequired => "PaymentMethodRequired",
         CreditsError::AccountExists(_) => "AccountExists",
         CreditsError::IdempotencyKeyReused => "IdempotencyKeyReused",
