@@ -60,7 +60,9 @@ impl ApiError {
                 CreditsError::IdempotencyKeyReused => ("idempotency_conflict", 409),
                 CreditsError::RefundExceedsDeduction { .. } => ("refund_exceeds_deduction", 409),
                 CreditsError::HoldExceeded { .. } => ("hold_exceeded", 409),
+                // A route that can answer a pending purchase answers it as 202.
                 CreditsError::Storage(_)
+                | CreditsError::PaymentPending(_)
                 | CreditsError::ProviderUnavailable(_)
                 | CreditsError::Internal(_) => ("internal_error", 500),
             },

@@ -800,3 +800,24 @@ fn an_authentication_required_answer_matches_the_document() {
     let schema = documented["content"]["application/json"]["schema"].clone();
     validate(&doc, schema, &body, "402 authentication_required");
 }
+
+/// A purchase whose charge has no outcome yet (no sandbox charge times out), in
+/// the body the purchase route gives it, against the documented 202.
+#[test]
+fn a_pending_purchase_answer_matches_the_document() {
+    let doc = document();
+    let pending = credits::PendingPurchaseView {
+        id: format!("pur_{}", "0a".repeat(16)),
+        status: "pending",
+        pack: "standard".into(),
+        amount_eur: credits::Eur::from_cents(1000),
+    };
+    let body = json!({ "purchase": pending });
+    assert_eq!(body["purchase"]["amount_eur"], "10.00");
+    let documented = resolve(
+        &doc,
+        &doc["paths"]["/api/billing/credits/purchases"]["post"]["responses"]["202"],
+    );
+    let schema = documented["content"]["application/json"]["schema"].clone();
+    validate(&doc, schema, &body, "202 pending purchase");
+}

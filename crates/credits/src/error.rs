@@ -1,6 +1,7 @@
 //! The domain's one error enum: what went wrong, in the product's terms. The HTTP
 //! crate maps each variant to an API error code and status, in one place.
 
+use crate::purchase::PendingPurchaseView;
 use crate::store::DbError;
 
 /// Everything a rule of the product can refuse, and the failures beneath it.
@@ -46,6 +47,12 @@ pub enum CreditsError {
     /// Storage failed; the statement that failed changed nothing.
     #[error("storage: {0}")]
     Storage(#[from] DbError),
+    /// A manual purchase whose charge has no outcome yet: pending, settled later
+    /// (the answer is `202`, not a failure).
+    #[error(
+        "the payment's outcome is not known yet: the same request with the same Idempotency-Key answers it"
+    )]
+    PaymentPending(PendingPurchaseView),
     /// The payment provider did not give an outcome (timeout, outage): the purchase
     /// stays pending and is settled later.
     #[error("payment provider: {0}")]

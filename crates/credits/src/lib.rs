@@ -51,7 +51,7 @@ pub use labels::{Operation, Reason, Resource};
 pub use ledger::{DeductionReceipt, DeductionRequest, RefundReceipt, RefundRequest};
 pub use money::Eur;
 pub use payment::{Charge, ChargeOutcome, PaymentMethodId, PaymentProvider};
-pub use purchase::{CreditBalance, PurchaseReceipt};
+pub use purchase::{CreditBalance, PendingPurchaseView, PurchaseReceipt};
 pub use recharge::{
     RechargeError, RechargeOutcome, RechargeReport, RechargeSettings, RechargeSettingsView,
 };

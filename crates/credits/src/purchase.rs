@@ -32,6 +32,17 @@ pub struct CreditBalance {
     pub balance_tokens: u64,
 }
 
+/// A purchase whose charge has no outcome yet (the provider timed out, failed or
+/// is still processing): it stays pending and is settled later; the same request
+/// with the same idempotency key answers its outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PendingPurchaseView {
+    pub id: String,
+    pub status: &'static str,
+    pub pack: String,
+    pub amount_eur: Eur,
+}
+
 /// A purchase attempt that has not been granted or declined yet.
 pub(crate) struct PendingPurchase {
     pub id: String,
@@ -113,7 +124,7 @@ impl Credits<'_> {
              WHERE a.id = ?2 AND a.plan <> 'free' AND a.payment_method IS NOT NULL
              RETURNING id, payment_method, amount_cents",
             &[
-                format!("pu_{}", random_hex(16)?).into(),
+                format!("pur_{}", random_hex(16)?).into(),
                 account.as_str().into(),
                 pack.id().into(),
                 Value::Integer(crate::tokens::to_sql(pack.tokens())?),
@@ -142,7 +153,23 @@ impl Credits<'_> {
             payment_method: row.text(1)?.to_owned(),
             amount: Eur::from_cents(row.int(2)?),
         };
-        self.settle(&pending)?.into_answer().map(Replayable::fresh)
+        self.answer(&pending, pack.id()).map(Replayable::fresh)
+    }
+
+    /// Settles a manual purchase and answers it: granted, declined, waiting for
+    /// the cardholder, or pending while the provider's outcome is unknown.
+    fn answer(&self, pending: &PendingPurchase, pack: &str) -> Result<PurchaseReceipt> {
+        match self.settle(pending) {
+            Err(CreditsError::ProviderUnavailable(_)) => {
+                Err(CreditsError::PaymentPending(PendingPurchaseView {
+                    id: pending.id.clone(),
+                    status: "pending",
+                    pack: pack.to_owned(),
+                    amount_eur: pending.amount,
+                }))
+            }
+            settled => settled?.into_answer(),
+        }
     }
 
     /// A free plan may not buy (checked before the payment method).
@@ -165,7 +192,7 @@ impl Credits<'_> {
         idem: &Idempotency,
     ) -> Result<Option<Result<PurchaseReceipt>>> {
         let rows = self.db.execute(
-            "SELECT id, payment_method, amount_cents, status, failure_message, request_hash
+            "SELECT id, payment_method, amount_cents, status, failure_message, request_hash, pack
              FROM purchases WHERE account_id = ?1 AND idempotency_key = ?2",
             &[account.as_str().into(), idem.key.as_str().into()],
         )?;
@@ -184,7 +211,7 @@ impl Credits<'_> {
             ("failed", message) => Err(CreditsError::PaymentDeclined(
                 message.unwrap_or("declined").to_owned(),
             )),
-            _ => self.settle(&pending)?.into_answer(),
+            _ => self.answer(&pending, row.text(6)?),
         }))
     }
 

@@ -269,7 +269,7 @@ impl Credits<'_> {
         let result = self.db.execute(
             EVALUATE,
             &[
-                format!("pu_{}", random_hex(16)?).into(),
+                format!("pur_{}", random_hex(16)?).into(),
                 account.as_str().into(),
                 triggered_by.map(TransactionId::seq).into(),
                 now.month().key().into(),

@@ -180,7 +180,7 @@ fn a_purchase_the_bank_wants_confirmed_waits_pending_and_is_granted_once_confirm
     let Err(CreditsError::AuthenticationRequired { client_secret, .. }) = first else {
         panic!("{first:?}")
     };
-    assert!(client_secret.starts_with("pi_pu_"), "{client_secret}");
+    assert!(client_secret.starts_with("pi_pur_"), "{client_secret}");
     assert_eq!((w.balance(&acme), w.charges()), (0, 0));
     assert_eq!(
         w.count("SELECT COUNT(*) FROM purchases WHERE status = 'pending'"),

@@ -1,6 +1,6 @@
 //! The account route that buys credit packs.
 
-use credits::Credits;
+use credits::{Credits, CreditsError};
 
 use crate::error::ApiError;
 
@@ -24,6 +24,13 @@ fn purchase(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, ApiError> {
     let body = call.json_body()?;
     let pack = parse::<Purchase>(&body)?.validate()?;
     let idem = call.idempotency(&body)?;
-    let receipt = credits.purchase(&account, pack, idem.as_ref())?;
-    Ok(Reply::created(&receipt.value).replayed(receipt.replayed))
+    match credits.purchase(&account, pack, idem.as_ref()) {
+        Ok(receipt) => Ok(Reply::created(&receipt.value).replayed(receipt.replayed)),
+        // The charge's outcome is unknown: the purchase waits, and its id says
+        // which one the same request with the same key will answer.
+        Err(CreditsError::PaymentPending(purchase)) => Ok(Reply::accepted(
+            &serde_json::json!({ "purchase": purchase }),
+        )),
+        Err(e) => Err(e.into()),
+    }
 }

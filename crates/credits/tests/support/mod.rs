@@ -205,6 +205,7 @@ pub fn kind(e: &CreditsError) -> &'static str {
         CreditsError::HoldExceeded { .. } => "HoldExceeded",
         CreditsError::Storage(_) => "Storage",
         CreditsError::ProviderUnavailable(_) => "ProviderUnavailable",
+        CreditsError::PaymentPending(_) => "PaymentPending",
         CreditsError::Internal(_) => "Internal",
     }
 }
