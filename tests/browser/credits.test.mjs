@@ -250,3 +250,36 @@ test('a purchase whose answer is lost is retried with the same Idempotency-Key a
   assert.equal(after.credits.balance_tokens, 1_000_000);
   await done();
 });
+
+test('a purchase answered pending (202) keeps the dialog and its key until the outcome is known', async () => {
+  const { waiter } = await accounts();
+  const { page, context, done } = await openPage(shared.browser);
+  await signIn(page, waiter.key, '#/credits');
+  const keys = [];
+  let answeredPending = false;
+  await context.route('**/api/billing/credits/purchases', async (route) => {
+    keys.push(route.request().headers()['idempotency-key']);
+    if (!answeredPending) {
+      // The provider has not answered yet: what the API says then (no sandbox
+      // charge is ever pending, so this first answer is made here).
+      answeredPending = true;
+      return route.fulfill({
+        status: 202,
+        contentType: 'application/json',
+        body: JSON.stringify({ purchase: { id: `pur_${'0a'.repeat(16)}`, status: 'pending', pack: 'starter', amount_eur: '5.00' } }),
+      });
+    }
+    return route.continue();
+  });
+  await page.getByRole('button', { name: /Buy the Starter pack/ }).click();
+  const dialog = page.getByRole('dialog');
+  await dialog.getByRole('button', { name: 'Buy for €5.00' }).click();
+  await dialog.getByRole('alert').filter({ hasText: 'Your payment of €5.00 is being processed' }).waitFor();
+  await dialog.getByRole('button', { name: 'Check again' }).click();
+  await page.locator('#purchase-message.ok').filter({ hasText: 'Your credit balance is now 1,000,000 tokens' }).waitFor();
+  assert.equal(keys.length, 2);
+  assert.equal(keys[0], keys[1], 'checking again reuses the key');
+  const after = await account(waiter.key).credits('?type=purchase');
+  assert.equal(after.transactions.length, 1);
+  await done();
+});

@@ -105,6 +105,7 @@ export async function seed(suffix = process.env.SEED_SUFFIX ?? '') {
     buyer: await seedPro(`buyer${suffix}`),
     keyboard: await seedPro(`keyboard${suffix}`),
     retrier: await seedPro(`retrier${suffix}`),
+    waiter: await seedPro(`waiter${suffix}`),
     recharger: await seedPro(`recharger${suffix}`),
     payer: await seedPro(`payer${suffix}`, null),
     declined: await seedDeclined(`declined${suffix}`),

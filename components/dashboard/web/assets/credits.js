@@ -17,6 +17,9 @@ function purchaseError(error) {
         + `Try another payment method. (${error.message})`;
     case 'payment_method_required':
       return 'Save a payment method below before buying credits.';
+    case 'authentication_required':
+      return 'Your bank asks you to confirm this payment, which this dashboard cannot do yet: '
+        + `nothing was charged. Try another payment method. (${error.message})`;
     default:
       return `The purchase did not go through: ${error.message}`;
   }
@@ -130,6 +133,16 @@ export class Credits {
     ok.textContent = 'Buying…';
     try {
       const result = await api.buyPack(pending.pack.id, pending.idempotencyKey);
+      if (result.purchase?.status === 'pending') {
+        // 202: the provider has not said yet. The same request with the same key
+        // answers the outcome once it is known.
+        message('confirm-error',
+          `Your payment of ${fmt.euros(result.purchase.amount_eur)} is being processed. `
+          + 'Check again in a moment: this will not charge you twice.');
+        ok.disabled = false;
+        ok.textContent = 'Check again';
+        return;
+      }
       $('confirm-dialog').close();
       message('purchase-message',
         `Bought ${fmt.tokens(result.transaction.tokens)} tokens for ${fmt.euros(result.transaction.amount_eur)}. `
