@@ -90,6 +90,15 @@ impl Call<'_> {
         self.env.config
     }
 
+    /// Refuses a route that charges while the payment configuration cannot
+    /// charge: `500 internal_error` naming the variable, never the sandbox instead.
+    pub(crate) fn payments_usable(&self) -> Result<(), ApiError> {
+        match self.config().payments.unusable() {
+            Some(why) => Err(ApiError::Misconfigured(why.to_owned())),
+            None => Ok(()),
+        }
+    }
+
     fn bearer(&self) -> Result<Bearer<'_>, ApiError> {
         let header = self.req.headers().get(http::header::AUTHORIZATION);
         let token = header

@@ -161,7 +161,9 @@ fn config() -> Config {
         events,
         // A component that does not declare them (only `balance` shows prices) gets the defaults.
         plan_prices: credits_service::PlanPricing::from_variables(|name| variables::get(name).ok()),
-        ..Config::default()
+        // Every component that charges declares these (spin.toml); one that does
+        // not never charges, so the sandbox it gets takes nothing.
+        payments: credits_service::PaymentConfig::from_variables(|name| variables::get(name).ok()),
     }
 }
 

@@ -24,6 +24,7 @@ fn purchase(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, ApiError> {
     let body = call.json_body()?;
     let pack = parse::<Purchase>(&body)?.validate()?;
     let idem = call.idempotency(&body)?;
+    call.payments_usable()?;
     match credits.purchase(&account, pack, idem.as_ref()) {
         Ok(receipt) => Ok(Reply::created(&receipt.value).replayed(receipt.replayed)),
         // The charge's outcome is unknown: the purchase waits, and its id says

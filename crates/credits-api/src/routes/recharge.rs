@@ -22,5 +22,6 @@ pub fn serve(env: &Env<'_>, req: &Request) -> Response {
 fn check(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, ApiError> {
     call.require_service(credits)?;
     call.no_body()?;
+    call.payments_usable()?;
     Ok(Reply::ok(&credits.recharge_check()?))
 }
