@@ -52,6 +52,37 @@ pub struct NewColumn {
     pub add: &'static str,
 }
 
+/// What every ledger entry does, in its own statement (a trigger body): the
+/// account's credit balance, plan use and newest seq follow it, the daily usage
+/// rollup counts it, and its idempotency key is kept.
+macro_rules! entry_effects {
+    () => {
+        "
+        UPDATE accounts SET
+            credit_balance = credit_balance
+                + CASE NEW.kind WHEN 'deduction' THEN -NEW.credit_tokens ELSE NEW.credit_tokens END,
+            plan_used = CASE
+                WHEN NEW.plan_tokens = 0 OR NEW.period < plan_period THEN plan_used
+                WHEN NEW.kind = 'refund' THEN plan_used - NEW.plan_tokens
+                WHEN NEW.period IS plan_period THEN plan_used + NEW.plan_tokens
+                ELSE NEW.plan_tokens END,
+            plan_period = CASE WHEN NEW.plan_tokens > 0 AND NEW.kind = 'deduction'
+                               THEN MAX(NEW.period, COALESCE(plan_period, '')) ELSE plan_period END,
+            ledger_seq = NEW.seq
+        WHERE id = NEW.account_id;
+        INSERT INTO usage_daily (account_id, day, operation, has_project, project, tokens)
+            SELECT NEW.account_id, NEW.created_at / 86400000, NEW.operation,
+                   NEW.project IS NOT NULL, COALESCE(NEW.project, ''),
+                   CASE NEW.kind WHEN 'deduction' THEN NEW.tokens ELSE -NEW.tokens END
+            WHERE NEW.kind <> 'purchase'
+            ON CONFLICT (account_id, day, operation, has_project, project)
+            DO UPDATE SET tokens = tokens + excluded.tokens;
+        INSERT INTO ledger_keys (account_id, kind, key, seq)
+            SELECT NEW.account_id, NEW.kind, NEW.idempotency_key, NEW.seq
+            WHERE NEW.idempotency_key IS NOT NULL;"
+    };
+}
+
 /// All migrations, oldest first. Version 1 was the pre-release schema; a database
 /// still on it is refused (see [`migrate`]).
 pub const MIGRATIONS: &[Migration] = &[
@@ -208,36 +239,18 @@ const V2: &[&str] = &[
      BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END",
     "CREATE TRIGGER IF NOT EXISTS ledger_no_delete BEFORE DELETE ON ledger
      BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END",
-    "CREATE TRIGGER IF NOT EXISTS ledger_applies AFTER INSERT ON ledger
-     BEGIN
-        UPDATE accounts SET
-            credit_balance = credit_balance
-                + CASE NEW.kind WHEN 'deduction' THEN -NEW.credit_tokens ELSE NEW.credit_tokens END,
-            plan_used = CASE
-                WHEN NEW.plan_tokens = 0 OR NEW.period < plan_period THEN plan_used
-                WHEN NEW.kind = 'refund' THEN plan_used - NEW.plan_tokens
-                WHEN NEW.period IS plan_period THEN plan_used + NEW.plan_tokens
-                ELSE NEW.plan_tokens END,
-            plan_period = CASE WHEN NEW.plan_tokens > 0 AND NEW.kind = 'deduction'
-                               THEN MAX(NEW.period, COALESCE(plan_period, '')) ELSE plan_period END,
-            ledger_seq = NEW.seq
-        WHERE id = NEW.account_id;
-        INSERT INTO usage_daily (account_id, day, operation, has_project, project, tokens)
-            SELECT NEW.account_id, NEW.created_at / 86400000, NEW.operation,
-                   NEW.project IS NOT NULL, COALESCE(NEW.project, ''),
-                   CASE NEW.kind WHEN 'deduction' THEN NEW.tokens ELSE -NEW.tokens END
-            WHERE NEW.kind <> 'purchase'
-            ON CONFLICT (account_id, day, operation, has_project, project)
-            DO UPDATE SET tokens = tokens + excluded.tokens;
-        INSERT INTO ledger_keys (account_id, kind, key, seq)
-            SELECT NEW.account_id, NEW.kind, NEW.idempotency_key, NEW.seq
-            WHERE NEW.idempotency_key IS NOT NULL;
+    concat!(
+        "CREATE TRIGGER IF NOT EXISTS ledger_applies AFTER INSERT ON ledger
+     BEGIN",
+        entry_effects!(),
+        "
         UPDATE purchases SET status = 'succeeded', granted_seq = NEW.seq, updated_at = NEW.created_at
             WHERE NEW.kind = 'purchase' AND id = NEW.purchase_id AND account_id = NEW.account_id
               AND status = 'pending' AND tokens = NEW.tokens;
         SELECT RAISE(ABORT, 'a purchase entry needs its pending purchase')
             WHERE NEW.kind = 'purchase' AND changes() = 0;
-     END",
+     END"
+    ),
     "CREATE TRIGGER IF NOT EXISTS purchases_decline_counts AFTER UPDATE OF status ON purchases
      WHEN OLD.status = 'pending' AND NEW.status = 'failed' AND NEW.source = 'auto_recharge'
      BEGIN
@@ -546,31 +559,13 @@ const V5: &[&str] = &[
     "DROP TRIGGER IF EXISTS ledger_entry_rules",
     // Version 2's ledger_applies without the grant: the balance, the plan use,
     // the usage rollup and the idempotency key follow each entry.
-    "CREATE TRIGGER IF NOT EXISTS ledger_records AFTER INSERT ON ledger
-     BEGIN
-        UPDATE accounts SET
-            credit_balance = credit_balance
-                + CASE NEW.kind WHEN 'deduction' THEN -NEW.credit_tokens ELSE NEW.credit_tokens END,
-            plan_used = CASE
-                WHEN NEW.plan_tokens = 0 OR NEW.period < plan_period THEN plan_used
-                WHEN NEW.kind = 'refund' THEN plan_used - NEW.plan_tokens
-                WHEN NEW.period IS plan_period THEN plan_used + NEW.plan_tokens
-                ELSE NEW.plan_tokens END,
-            plan_period = CASE WHEN NEW.plan_tokens > 0 AND NEW.kind = 'deduction'
-                               THEN MAX(NEW.period, COALESCE(plan_period, '')) ELSE plan_period END,
-            ledger_seq = NEW.seq
-        WHERE id = NEW.account_id;
-        INSERT INTO usage_daily (account_id, day, operation, has_project, project, tokens)
-            SELECT NEW.account_id, NEW.created_at / 86400000, NEW.operation,
-                   NEW.project IS NOT NULL, COALESCE(NEW.project, ''),
-                   CASE NEW.kind WHEN 'deduction' THEN NEW.tokens ELSE -NEW.tokens END
-            WHERE NEW.kind <> 'purchase'
-            ON CONFLICT (account_id, day, operation, has_project, project)
-            DO UPDATE SET tokens = tokens + excluded.tokens;
-        INSERT INTO ledger_keys (account_id, kind, key, seq)
-            SELECT NEW.account_id, NEW.kind, NEW.idempotency_key, NEW.seq
-            WHERE NEW.idempotency_key IS NOT NULL;
-     END",
+    concat!(
+        "CREATE TRIGGER IF NOT EXISTS ledger_records AFTER INSERT ON ledger
+     BEGIN",
+        entry_effects!(),
+        "
+     END"
+    ),
     "DROP TRIGGER IF EXISTS ledger_applies",
     // A purchase keeps what was charged for and starts pending (purchases_start_pending);
     // it never returns to pending, stays succeeded once it is, and names its

@@ -624,12 +624,14 @@ fn a_purchase_marked_succeeded_at_the_next_seq_is_granted_once_and_the_books_bal
 #[test]
 fn a_purchase_marked_succeeded_at_a_wrong_seq_is_refused() {
     let s = scene();
-    for seq in ["4", "6", "NULL"] {
+    for seq in [
+        credits::Value::Integer(4),
+        credits::Value::Integer(6),
+        credits::Value::Null,
+    ] {
         s.refuses_with(
-            &format!(
-                "UPDATE purchases SET status = 'succeeded', granted_seq = {seq} WHERE id = ?1"
-            ),
-            &[s.pending.as_str().into()],
+            "UPDATE purchases SET status = 'succeeded', granted_seq = ?2 WHERE id = ?1",
+            &[s.pending.as_str().into(), seq],
         );
     }
 }
