@@ -13,7 +13,7 @@ use credits_stripe::{
     ChargeResult, SecretKey, StripeCharge, StripeClient, StripeError, StripePayments,
     TransportError,
 };
-use support::{FakeStripe, Mode, SECRET, UreqTransport};
+use support::{Clients as _, FakeStripe, Mode, SECRET, UreqTransport};
 
 /// A server with one customer for `acc_1`.
 fn setup() -> (FakeStripe, StripeClient<UreqTransport>, String) {
