@@ -138,6 +138,17 @@ impl Credits<'_> {
         Ok(saved)
     }
 
+    /// Forgets `method` if it is the account's saved one (the card was removed at
+    /// the provider); a purchase then asks for a new one. Answers whether it was.
+    pub fn forget_payment_method(&self, account: &AccountId, method: &str) -> Result<bool> {
+        let rows = self.db.execute(
+            "UPDATE accounts SET payment_method = NULL
+             WHERE id = ?1 AND payment_method = ?2 RETURNING id",
+            &[account.as_str().into(), method.into()],
+        )?;
+        Ok(!rows.is_empty())
+    }
+
     /// A new payment method or a successful auto-recharge ends the wait after a
     /// decline, restarts the count and clears the last error.
     pub(crate) fn clear_recharge_declines(&self, account: &AccountId) -> Result<()> {

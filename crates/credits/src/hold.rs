@@ -468,6 +468,9 @@ impl Credits<'_> {
     /// A recharge that fails is retried by the next evaluation; the write before
     /// it stands.
     fn recharge_if_below(&self, account: &AccountId) -> Option<u64> {
+        if self.defer_recharge(account, None) {
+            return None;
+        }
         match self.evaluate_recharge(account, None) {
             Ok(RechargeOutcome::Recharged { tokens }) => Some(tokens),
             _ => None,

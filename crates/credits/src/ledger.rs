@@ -216,7 +216,9 @@ impl Credits<'_> {
         });
         // The deduction is written; a recharge that fails here is retried by the
         // next evaluation and must not turn this success into an error.
+        // With a remote provider it runs after the answer, which does not count it.
         if below_threshold
+            && !self.defer_recharge(&req.account, Some(transaction.id()))
             && let Ok(RechargeOutcome::Recharged { tokens: granted }) =
                 self.evaluate_recharge(&req.account, Some(transaction.id()))
         {

@@ -55,7 +55,7 @@ pub use purchase::{CreditBalance, PendingPurchaseView, PurchaseReceipt};
 pub use recharge::{
     RechargeError, RechargeOutcome, RechargeReport, RechargeSettings, RechargeSettingsView,
 };
-pub use service::{Credits, Replayable};
+pub use service::{Credits, DeferredRecharge, Replayable};
 pub use store::{Database, DbError, DbErrorKind, Durability, KeyValue, NoCache, Row, Value};
 pub use time::{Month, Timestamp};
 pub use tokens::{MAX_JSON_TOKENS, TokenAmount};

@@ -75,6 +75,13 @@ pub trait PaymentProvider {
     /// when the provider never charged under it. An `Err` means it cannot tell
     /// now. (With Stripe: the `PaymentIntent` found by `metadata['purchase_id']`.)
     fn find_charge(&self, idempotency_key: &str) -> Result<Option<ChargeOutcome>, CreditsError>;
+
+    /// Whether charges go over a network (Stripe): then the auto-recharge a
+    /// deduction or hold sets off runs after its answer, never inside it. The
+    /// sandbox answers at once, so its recharges count in the answer.
+    fn is_remote(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

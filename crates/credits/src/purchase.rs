@@ -340,14 +340,28 @@ impl Credits<'_> {
             };
             let allowed = row.int(5)? == 1;
             let began = Timestamp::from_millis(row.int(6)?);
-            let finished = if allowed {
+            // A provider forgets an idempotency key after a day: the same request
+            // then would charge again, so an older purchase is only looked up.
+            let key_remembered = began.millis() > now.millis() - KEY_REMEMBERED_MILLIS;
+            let finished = if allowed && key_remembered {
                 // Claimed first, so that no instance cancels it while it is charged.
-                if !self.claim(&pending.id)? {
+                let Some(claim) = self.claim(&pending.id)? else {
                     continue;
+                };
+                match self.settle(&pending) {
+                    // Still no outcome (a provider that stored its 5xx under the
+                    // key answers it to every repeat): what its search finds
+                    // decides, and nothing found an hour on means never charged.
+                    Err(CreditsError::ProviderUnavailable(_))
+                        if began.millis() <= now.millis() - SEARCH_SETTLES_MILLIS =>
+                    {
+                        self.settle_uncharged(&pending, began, NEVER_CHARGED, Some(claim))
+                    }
+                    other => other,
                 }
-                self.settle(&pending)
             } else {
-                self.settle_uncharged(&pending, began)
+                let why = if allowed { NEVER_CHARGED } else { CANCELED };
+                self.settle_uncharged(&pending, began, why, None)
             };
             // One waiting for its cardholder is tried again later, like one
             // whose outcome is unknown.
@@ -376,30 +390,76 @@ impl Credits<'_> {
         Ok(settled)
     }
 
+    /// Applies what the payment provider reported of a purchase on its own (a
+    /// webhook): money taken grants it, once, even one marked failed; a decline
+    /// fails it while pending; a cardholder still to confirm changes nothing for
+    /// a manual purchase. A report of `amount` other than the purchase's is not
+    /// about this purchase and changes nothing. Answers whether it was about a
+    /// purchase of ours (an unknown id changes nothing either).
+    pub fn provider_reported(
+        &self,
+        purchase_id: &str,
+        amount: Eur,
+        outcome: ChargeOutcome,
+    ) -> Result<bool> {
+        let rows = self.db.execute(
+            "SELECT id, payment_method, amount_cents, account_id, source FROM purchases
+             WHERE id = ?1",
+            &[purchase_id.into()],
+        )?;
+        let Some(row) = rows.first() else {
+            return Ok(false);
+        };
+        let purchase = PendingPurchase {
+            id: row.text(0)?.to_owned(),
+            payment_method: row.text(1)?.to_owned(),
+            amount: Eur::from_cents(row.int(2)?),
+            account: AccountId::parse(row.text(3)?)?,
+            source: if row.text(4)? == "manual" {
+                PurchaseSource::Manual
+            } else {
+                PurchaseSource::AutoRecharge
+            },
+        };
+        if purchase.amount != amount {
+            return Ok(false);
+        }
+        self.conclude(&purchase, outcome)?;
+        Ok(true)
+    }
+
     /// Takes a pending purchase for the sweep to charge: no other sweep charges
     /// it, and none cancels it, until [`CLAIM_MILLIS`] have passed (by then this
     /// one has granted or declined it, backed off, or died; a dead one's charge is
-    /// found by the next). False: another instance has it, or it is settled.
-    fn claim(&self, purchase_id: &str) -> Result<bool> {
+    /// found by the next). Answers the claim's end (`retry_at`), or `None`:
+    /// another instance has it, or it is settled.
+    fn claim(&self, purchase_id: &str) -> Result<Option<i64>> {
         let now = self.now().millis();
+        let until = now + CLAIM_MILLIS;
         let rows = self.db.execute(
             "UPDATE purchases SET retry_at = ?2
              WHERE id = ?1 AND status = 'pending' AND (retry_at IS NULL OR retry_at <= ?3)
              RETURNING id",
             &[
                 purchase_id.into(),
-                Value::Integer(now + CLAIM_MILLIS),
+                Value::Integer(until),
                 Value::Integer(now),
             ],
         )?;
-        Ok(!rows.is_empty())
+        Ok((!rows.is_empty()).then_some(until))
     }
 
     /// Finishes a pending purchase without charging it: granted or declined if
     /// the provider charged it before (money taken is granted), canceled if it
     /// never did. A provider's search may lag behind its charges, so "never" is
     /// believed only of a purchase older than [`SEARCH_SETTLES_MILLIS`].
-    fn settle_uncharged(&self, purchase: &PendingPurchase, began: Timestamp) -> Result<Settlement> {
+    fn settle_uncharged(
+        &self,
+        purchase: &PendingPurchase,
+        began: Timestamp,
+        why: &str,
+        own_claim: Option<i64>,
+    ) -> Result<Settlement> {
         if let Some(receipt) = self.granted(&purchase.id)? {
             return Ok(Settlement::Granted(receipt));
         }
@@ -416,12 +476,14 @@ impl Credits<'_> {
                 let canceled = self.db.execute(
                     "UPDATE purchases SET status = 'failed', failure_code = 'canceled',
                             failure_message = ?2, updated_at = ?3
-                     WHERE id = ?1 AND status = 'pending' AND (retry_at IS NULL OR retry_at <= ?3)
+                     WHERE id = ?1 AND status = 'pending'
+                       AND (retry_at IS NULL OR retry_at <= ?3 OR retry_at = ?4)
                      RETURNING id",
                     &[
                         purchase.id.as_str().into(),
-                        CANCELED.into(),
+                        why.into(),
                         Value::Integer(now),
+                        own_claim.into(),
                     ],
                 )?;
                 if canceled.is_empty() {
@@ -430,7 +492,7 @@ impl Credits<'_> {
                         purchase.id
                     )));
                 }
-                Ok(Settlement::Declined(CANCELED.into()))
+                Ok(Settlement::Declined(why.to_owned()))
             }
             None => Err(CreditsError::ProviderUnavailable(format!(
                 "no charge found for {} yet",
@@ -462,6 +524,14 @@ const CLAIM_MILLIS: i64 = 60_000;
 /// Why a purchase was dropped uncharged.
 const CANCELED: &str =
     "Canceled before it was charged: the auto-recharge settings no longer allow it.";
+
+/// Why a purchase the provider never charged was dropped, found by a search
+/// once its idempotency key may be forgotten.
+const NEVER_CHARGED: &str = "Never charged: the payment provider has no payment for it.";
+
+/// How long a purchase is charged again with the same idempotency key; later it
+/// is only looked up. Stripe keeps keys for 24 hours; API.md gives 23.
+const KEY_REMEMBERED_MILLIS: i64 = 23 * 3_600_000;
 
 /// How long after a purchase began a provider that finds no charge for it is
 /// believed (Stripe's search index lags by about a minute; API.md gives an hour).

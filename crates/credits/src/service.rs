@@ -1,6 +1,6 @@
 //! The service every adapter calls: one value per request, over the ports.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
 use crate::clock::Clock;
@@ -18,6 +18,16 @@ pub struct Credits<'a> {
     /// Whether this request may have recorded an event (or made one due), so the
     /// adapter knows to deliver after the answer; most requests record none.
     events_due: Cell<bool>,
+    /// An auto-recharge evaluation left for after the answer (a remote provider).
+    recharge_after: RefCell<Option<DeferredRecharge>>,
+}
+
+/// An auto-recharge evaluation a deduction or hold set off, to run after its
+/// answer is sent ([`Credits::evaluate_recharge`] with these).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeferredRecharge {
+    pub account: crate::ids::AccountId,
+    pub triggered_by: Option<crate::ids::TransactionId>,
 }
 
 /// A result that may have been answered from an earlier request with the same
@@ -58,7 +68,33 @@ impl<'a> Credits<'a> {
             payments,
             clock,
             events_due: Cell::new(false),
+            recharge_after: RefCell::new(None),
         }
+    }
+
+    /// The auto-recharge evaluation this request left for after its answer, if
+    /// any. Whoever takes it runs it (or, with nothing after the answer, now);
+    /// one never run is made by the next scheduled check.
+    #[must_use]
+    pub fn take_deferred_recharge(&self) -> Option<DeferredRecharge> {
+        self.recharge_after.borrow_mut().take()
+    }
+
+    /// Leaves the evaluation for after the answer; true if the provider is
+    /// remote, so the caller must not evaluate now.
+    pub(crate) fn defer_recharge(
+        &self,
+        account: &crate::ids::AccountId,
+        triggered_by: Option<crate::ids::TransactionId>,
+    ) -> bool {
+        if !self.payments.is_remote() {
+            return false;
+        }
+        *self.recharge_after.borrow_mut() = Some(DeferredRecharge {
+            account: account.clone(),
+            triggered_by,
+        });
+        true
     }
 
     /// Whether this request may have recorded an event or made one due.
