@@ -1,0 +1,292 @@
+//! What a remote payment provider reports on its own (Stripe's webhooks), how
+//! long a pending purchase is charged again under its key, and the auto-recharge
+//! a deduction leaves for after its answer (API.md, "Payments").
+//!
+//! Every test ends with the books balancing.
+
+#![allow(clippy::doc_markdown)]
+
+mod support;
+
+use std::cell::{Cell, RefCell};
+
+use credits::{
+    Charge, ChargeOutcome, CreditsError, Eur, Pack, PaymentProvider, Plan, PurchaseSource,
+    Transaction,
+};
+use support::rules::{VISA, all_history, enable_recharge};
+use support::{World, deduction};
+
+/// A remote provider whose answers the test sets: every charge answers
+/// `charge_answer`, every search `found`; it records what it was asked.
+struct Remote {
+    charge_answer: RefCell<Result<ChargeOutcome, CreditsError>>,
+    found: RefCell<Result<Option<ChargeOutcome>, CreditsError>>,
+    charges: Cell<u32>,
+    searches: Cell<u32>,
+}
+
+impl Remote {
+    fn answering(answer: Result<ChargeOutcome, CreditsError>) -> Self {
+        Self {
+            charge_answer: RefCell::new(answer),
+            found: RefCell::new(Ok(None)),
+            charges: Cell::new(0),
+            searches: Cell::new(0),
+        }
+    }
+
+    fn unreachable() -> Self {
+        Self::answering(Err(CreditsError::ProviderUnavailable("down".into())))
+    }
+}
+
+impl PaymentProvider for Remote {
+    fn charge(&self, _charge: &Charge<'_>) -> Result<ChargeOutcome, CreditsError> {
+        self.charges.set(self.charges.get() + 1);
+        self.charge_answer.borrow().clone()
+    }
+
+    fn find_charge(&self, _key: &str) -> Result<Option<ChargeOutcome>, CreditsError> {
+        self.searches.set(self.searches.get() + 1);
+        self.found.borrow().clone()
+    }
+
+    fn is_remote(&self) -> bool {
+        true
+    }
+}
+
+fn pending_id(w: &World) -> String {
+    let rows = credits::Database::execute(
+        &w.db,
+        "SELECT id FROM purchases WHERE status = 'pending'",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(rows.len(), 1, "one pending purchase");
+    rows[0].text(0).unwrap().to_owned()
+}
+
+fn purchases_in_history(w: &World, account: &credits::AccountId) -> usize {
+    all_history(w, account)
+        .iter()
+        .filter(|t| matches!(t, Transaction::Purchase { .. }))
+        .count()
+}
+
+const HOUR: i64 = 3_600_000;
+
+#[test]
+fn a_reported_success_grants_once_even_a_purchase_marked_failed() {
+    let w = World::new();
+    let acme = w.paying_account("acme", Plan::Pro, VISA);
+    let down = Remote::unreachable();
+    let err = w
+        .credits_paying_with(&down, |c| c.purchase(&acme, Pack::Standard, None))
+        .unwrap_err();
+    assert!(matches!(err, CreditsError::PaymentPending(_)), "{err:?}");
+    let id = pending_id(&w);
+    let report = |amount_cents: i64, outcome: ChargeOutcome| {
+        w.credits_paying_with(&down, |c| {
+            c.provider_reported(&id, Eur::from_cents(amount_cents), outcome)
+        })
+    };
+
+    // Another amount is not this purchase's payment; an unknown id is nobody's.
+    assert_eq!(report(500, ChargeOutcome::Succeeded), Ok(false));
+    assert_eq!(
+        w.credits_paying_with(&down, |c| c.provider_reported(
+            "pur_none",
+            Eur::from_cents(1000),
+            ChargeOutcome::Succeeded
+        )),
+        Ok(false)
+    );
+    assert_eq!(w.balance(&acme), 0);
+
+    // A decline fails it; money taken afterwards still grants it, once.
+    let declined = ChargeOutcome::Declined {
+        message: "Your card was declined.".into(),
+    };
+    assert_eq!(report(1000, declined.clone()), Ok(true));
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM purchases WHERE status = 'failed'"),
+        1
+    );
+    for _ in 0..3 {
+        assert_eq!(report(1000, ChargeOutcome::Succeeded), Ok(true));
+    }
+    assert_eq!(w.balance(&acme), 2_500_000);
+    assert_eq!(purchases_in_history(&w, &acme), 1);
+    // A late decline never takes the grant back.
+    assert_eq!(report(1000, declined), Ok(true));
+    assert_eq!(w.balance(&acme), 2_500_000);
+    assert_eq!(down.charges.get(), 1, "reports charge nothing");
+    w.assert_books_balance();
+}
+
+#[test]
+fn a_manual_purchase_waiting_for_its_cardholder_ignores_an_authentication_failure() {
+    let w = World::new();
+    let acme = w.paying_account("acme", Plan::Pro, VISA);
+    let asks = Remote::answering(Ok(ChargeOutcome::AuthenticationRequired {
+        message: "confirm it".into(),
+        client_secret: "pi_1_secret_2".into(),
+    }));
+    let err = w
+        .credits_paying_with(&asks, |c| c.purchase(&acme, Pack::Starter, None))
+        .unwrap_err();
+    assert!(
+        matches!(err, CreditsError::AuthenticationRequired { .. }),
+        "{err:?}"
+    );
+    let id = pending_id(&w);
+    let waiting = ChargeOutcome::AuthenticationRequired {
+        message: "still".into(),
+        client_secret: String::new(),
+    };
+    assert_eq!(
+        w.credits_paying_with(&asks, |c| c.provider_reported(
+            &id,
+            Eur::from_cents(500),
+            waiting
+        )),
+        Ok(true)
+    );
+    assert_eq!(pending_id(&w), id, "still waiting");
+    assert_eq!(
+        w.credits_paying_with(&asks, |c| c.provider_reported(
+            &id,
+            Eur::from_cents(500),
+            ChargeOutcome::Succeeded
+        )),
+        Ok(true)
+    );
+    assert_eq!(w.balance(&acme), 1_000_000);
+    w.assert_books_balance();
+}
+
+#[test]
+fn after_23_hours_a_pending_purchase_is_only_looked_up() {
+    let w = World::new();
+    let acme = w.paying_account("acme", Plan::Pro, VISA);
+    let down = Remote::unreachable();
+    let _ = w.credits_paying_with(&down, |c| c.purchase(&acme, Pack::Starter, None));
+    assert_eq!(down.charges.get(), 1);
+
+    // Within 23 hours the sweep repeats the charge under the same key (and,
+    // with no outcome an hour on, searches: here the search fails too).
+    *down.found.borrow_mut() = Err(CreditsError::ProviderUnavailable("down".into()));
+    w.clock.advance_ms(2 * HOUR);
+    let now = w.now();
+    let swept = w.credits_paying_with(&down, |c| c.settle_stale_purchases(now));
+    assert!(swept.is_ok(), "{swept:?}");
+    assert_eq!(down.charges.get(), 2);
+
+    // Past 23 hours: searched, never charged again; money found is granted.
+    w.clock.advance_ms(22 * HOUR);
+    *down.found.borrow_mut() = Ok(Some(ChargeOutcome::Succeeded));
+    let now = w.now();
+    assert_eq!(
+        w.credits_paying_with(&down, |c| c.settle_stale_purchases(now)),
+        Ok(1)
+    );
+    assert_eq!(down.charges.get(), 2, "not charged under a forgotten key");
+    assert!(down.searches.get() >= 1);
+    assert_eq!(w.balance(&acme), 1_000_000);
+    w.assert_books_balance();
+}
+
+#[test]
+fn no_outcome_and_nothing_found_an_hour_on_fails_the_purchase_as_never_charged() {
+    let w = World::new();
+    let acme = w.paying_account("acme", Plan::Pro, VISA);
+    let down = Remote::unreachable();
+    let _ = w.credits_paying_with(&down, |c| c.purchase(&acme, Pack::Starter, None));
+
+    // Within the hour, nothing found means nothing yet: it stays pending.
+    w.clock.advance_ms(10 * 60_000);
+    let now = w.now();
+    assert_eq!(
+        w.credits_paying_with(&down, |c| c.settle_stale_purchases(now)),
+        Ok(0)
+    );
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM purchases WHERE status = 'pending'"),
+        1
+    );
+    // A search that fails is no answer either.
+    w.clock.advance_ms(2 * HOUR);
+    *down.found.borrow_mut() = Err(CreditsError::ProviderUnavailable("down".into()));
+    let now = w.now();
+    assert_eq!(
+        w.credits_paying_with(&down, |c| c.settle_stale_purchases(now)),
+        Ok(0)
+    );
+    // The search answers: nothing was ever charged.
+    *down.found.borrow_mut() = Ok(None);
+    w.clock.advance_ms(2 * HOUR);
+    let now = w.now();
+    assert_eq!(
+        w.credits_paying_with(&down, |c| c.settle_stale_purchases(now)),
+        Ok(1)
+    );
+    assert_eq!(
+        w.count(
+            "SELECT COUNT(*) FROM purchases WHERE status = 'failed' AND failure_code = 'canceled'"
+        ),
+        1
+    );
+    assert_eq!(w.balance(&acme), 0);
+    w.assert_books_balance();
+}
+
+#[test]
+fn with_a_remote_provider_a_deduction_leaves_its_auto_recharge_for_after_the_answer() {
+    let w = World::new();
+    let acme = w.paying_account("acme", Plan::Pro, VISA);
+    enable_recharge(&w, &acme, Pack::Standard, 1_000_000, "50.00");
+    let pays = Remote::answering(Ok(ChargeOutcome::Succeeded));
+    let (receipt, deferred) = w.credits_paying_with(&pays, |c| {
+        let receipt = c.deduct(&deduction(&acme, 10, None), None).unwrap();
+        (receipt, c.take_deferred_recharge())
+    });
+    assert_eq!(pays.charges.get(), 0, "the deduction charged nothing");
+    let deferred = deferred.expect("an evaluation left for after the answer");
+    assert_eq!(deferred.account, acme);
+    assert_eq!(
+        receipt.value.available_tokens,
+        w.plan_remaining(&acme),
+        "the answer counts no recharge"
+    );
+    // After the answer: one pack for the crossing, whoever runs it how often.
+    for _ in 0..2 {
+        let _ = w.credits_paying_with(&pays, |c| {
+            c.evaluate_recharge(&deferred.account, deferred.triggered_by)
+        });
+    }
+    assert_eq!(pays.charges.get(), 1);
+    assert_eq!(w.balance(&acme), 2_500_000);
+    let auto = all_history(&w, &acme)
+        .into_iter()
+        .filter(|t| {
+            matches!(
+                t,
+                Transaction::Purchase {
+                    source: PurchaseSource::AutoRecharge,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(auto, 1);
+
+    // The sandbox answers at once: its recharge counts in the answer.
+    let local = w.credits_with(|c| {
+        let r = c.deduct(&deduction(&acme, 2_000_000, None), None);
+        (r, c.take_deferred_recharge())
+    });
+    assert!(local.1.is_none());
+    w.assert_books_balance();
+}
