@@ -16,12 +16,37 @@ use crate::error::ApiError;
 pub(crate) struct NewAccount {
     account_id: String,
     plan: Option<String>,
+    stripe_customer_id: Option<String>,
+}
+
+/// A new account as asked for.
+pub(crate) struct AccountRequest {
+    pub account: AccountId,
+    pub plan: Plan,
+    /// An existing Stripe customer (`cus_...`) to charge for it.
+    pub stripe_customer: Option<String>,
 }
 
 impl NewAccount {
-    pub(crate) fn validate(self) -> Result<(AccountId, Plan), CreditsError> {
+    pub(crate) fn validate(self) -> Result<AccountRequest, CreditsError> {
         let plan = self.plan.as_deref().map_or(Ok(Plan::Free), Plan::parse)?;
-        Ok((AccountId::parse(&self.account_id)?, plan))
+        let account = AccountId::parse(&self.account_id)?;
+        if let Some(customer) = &self.stripe_customer_id {
+            let valid = customer.strip_prefix("cus_").is_some_and(|rest| {
+                (1..=100).contains(&rest.len())
+                    && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            });
+            if !valid {
+                return Err(CreditsError::Invalid(
+                    "stripe_customer_id must be cus_ followed by 1-100 letters, digits or _".into(),
+                ));
+            }
+        }
+        Ok(AccountRequest {
+            account,
+            plan,
+            stripe_customer: self.stripe_customer_id,
+        })
     }
 }
 

@@ -19,6 +19,8 @@ pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
 pub(crate) struct Call<'a> {
     env: &'a Env<'a>,
     pub(crate) req: &'a Request,
+    /// The request's time (`X-Test-Clock` when the test clock is on).
+    pub(crate) now: Timestamp,
     /// A malformed `X-Test-Clock`, reported with the body checks.
     clock_error: Option<ApiError>,
 }
@@ -44,6 +46,7 @@ pub(crate) fn run(
     let call = Call {
         env,
         req,
+        now,
         clock_error,
     };
     respond(credits_service::with_credits(
@@ -52,6 +55,16 @@ pub(crate) fn run(
         now,
         |credits| {
             let result = handler(&call, credits);
+            if let Some(recharge) = credits.take_deferred_recharge() {
+                match env.after {
+                    Some(after) => after.recharge(recharge, now),
+                    // A host that does nothing after the answer evaluates now; a
+                    // failure is retried by the next evaluation.
+                    None => {
+                        let _ = credits.evaluate_recharge(&recharge.account, recharge.triggered_by);
+                    }
+                }
+            }
             if credits.events_may_be_due()
                 && let Some(after) = env.after
             {
@@ -88,6 +101,11 @@ impl Call<'_> {
     /// How the service is configured.
     pub(crate) fn config(&self) -> &credits_service::Config {
         self.env.config
+    }
+
+    /// The platform's stores, for the provider's own work (a card, a webhook).
+    pub(crate) fn stores(&self) -> credits_service::Stores<'_> {
+        self.env.stores
     }
 
     /// Refuses a route that charges while the payment configuration cannot
@@ -173,7 +191,7 @@ impl Call<'_> {
         self.check_clock()
     }
 
-    fn check_size(&self) -> Result<(), ApiError> {
+    pub(crate) fn check_size(&self) -> Result<(), ApiError> {
         if self.req.body().len() > MAX_BODY_BYTES {
             return Err(ApiError::PayloadTooLarge);
         }

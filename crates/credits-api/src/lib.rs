@@ -34,10 +34,12 @@ pub struct Env<'a> {
 }
 
 /// Work a request leaves for after its answer is sent (a Spin component may go on
-/// once its response is complete): deliver the events it may have recorded.
+/// once its response is complete): the auto-recharge a deduction set off with a
+/// remote provider, and delivering the events it may have recorded.
 #[derive(Debug, Default)]
 pub struct AfterAnswer {
     deliver_events_at: std::cell::Cell<Option<credits::Timestamp>>,
+    recharge: std::cell::RefCell<Option<(credits::DeferredRecharge, credits::Timestamp)>>,
 }
 
 impl AfterAnswer {
@@ -48,8 +50,18 @@ impl AfterAnswer {
         self.deliver_events_at.get()
     }
 
+    /// The auto-recharge evaluation to run, at the request's time.
+    #[must_use]
+    pub fn take_recharge(&self) -> Option<(credits::DeferredRecharge, credits::Timestamp)> {
+        self.recharge.borrow_mut().take()
+    }
+
     pub(crate) fn deliver_events(&self, now: credits::Timestamp) {
         self.deliver_events_at.set(Some(now));
+    }
+
+    pub(crate) fn recharge(&self, recharge: credits::DeferredRecharge, now: credits::Timestamp) {
+        *self.recharge.borrow_mut() = Some((recharge, now));
     }
 }
 

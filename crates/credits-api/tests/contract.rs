@@ -44,6 +44,7 @@ impl Api {
             stores: Stores {
                 db: &self.db,
                 cache: &NoCache,
+                stripe: &credits_service::NoNetwork,
             },
             config: &Config::default(),
             service_token: Some(SERVICE),
@@ -257,6 +258,7 @@ fn catalog_with(vars: &[(&str, &str)]) -> (u16, Value) {
         stores: Stores {
             db: &db,
             cache: &NoCache,
+            stripe: &credits_service::NoNetwork,
         },
         config: &config,
         service_token: Some(SERVICE),

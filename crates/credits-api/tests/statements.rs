@@ -96,6 +96,7 @@ impl Api {
             stores: Stores {
                 db: &self.db,
                 cache: &self.kv,
+                stripe: &credits_service::NoNetwork,
             },
             config: &Config::default(),
             service_token: Some(SERVICE),

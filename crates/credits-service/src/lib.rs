@@ -7,6 +7,18 @@ use credits::{
     FixedClock, KeyValue, PaymentProvider, PlanPrices, RechargeReport, SystemClock, Timestamp,
 };
 use credits_sandbox::SandboxPayments;
+use credits_stripe::{StoredCustomers, StripePayments, StripeTransport};
+
+mod payments;
+mod stripe_routes;
+
+pub use credits_stripe::CardDisplay;
+use payments::Unconfigured;
+pub use payments::{NoNetwork, PaymentConfig, StripeConfig};
+pub use stripe_routes::{
+    PaymentSetup, WebhookOutcome, card_of, link_stripe_customer, payment_setup, stripe_webhook,
+    verify_payment_method,
+};
 
 /// What the platform gives one request or tick.
 #[derive(Clone, Copy)]
@@ -15,84 +27,9 @@ pub struct Stores<'a> {
     pub db: &'a dyn Database,
     /// Rebuildable lookups (the account-key cache).
     pub cache: &'a dyn KeyValue,
-}
-
-/// Which payment provider charges.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum PaymentConfig {
-    /// Stripe's test-mode outcomes without a network (the default).
-    #[default]
-    Sandbox,
-    /// The configuration names a provider this build cannot charge with, or
-    /// lacks what it needs: nothing is charged (never the sandbox in its place),
-    /// and a route that charges answers `500 internal_error` with this message,
-    /// which names the variable.
-    Unusable(String),
-}
-
-impl PaymentConfig {
-    /// The variables that choose and configure the provider (API.md, Payments).
-    pub const VARIABLES: [&'static str; 5] = [
-        "payment_provider",
-        "stripe_secret_key",
-        "stripe_webhook_secret",
-        "stripe_publishable_key",
-        "stripe_api_base",
-    ];
-
-    /// Reads `payment_provider` (`None` or empty: the sandbox) and what the
-    /// provider it names needs, with `get` (a variable's value, `None` if unset).
-    pub fn from_variables(get: impl Fn(&str) -> Option<String>) -> Self {
-        let set = |name: &str| get(name).filter(|v| !v.trim().is_empty());
-        match set("payment_provider").as_deref().map(str::trim) {
-            None | Some("sandbox") => Self::Sandbox,
-            Some("stripe") => {
-                for required in ["stripe_secret_key", "stripe_webhook_secret"] {
-                    if set(required).is_none() {
-                        return Self::Unusable(format!(
-                            "payment_provider is \"stripe\" but the variable {required} is not set"
-                        ));
-                    }
-                }
-                Self::Unusable(
-                    "payment_provider is \"stripe\", which this version cannot charge with yet \
-                     (its Stripe adapter is not wired in); nothing is charged until it is \
-                     \"sandbox\" or unset"
-                        .to_owned(),
-                )
-            }
-            Some(other) => Self::Unusable(format!(
-                "the variable payment_provider is {other:?}, not \"sandbox\" or \"stripe\""
-            )),
-        }
-    }
-
-    /// Why nothing can be charged, if so.
-    #[must_use]
-    pub fn unusable(&self) -> Option<&str> {
-        match self {
-            Self::Sandbox => None,
-            Self::Unusable(why) => Some(why),
-        }
-    }
-}
-
-/// The provider for a configuration that cannot charge: every charge is an
-/// unknown outcome, so a purchase it meets stays pending (and is charged once the
-/// configuration is fixed), and a search finds nothing it could trust.
-struct Unconfigured<'a>(&'a str);
-
-impl PaymentProvider for Unconfigured<'_> {
-    fn charge(
-        &self,
-        _charge: &credits::Charge<'_>,
-    ) -> Result<credits::ChargeOutcome, CreditsError> {
-        Err(CreditsError::ProviderUnavailable(self.0.to_owned()))
-    }
-
-    fn find_charge(&self, _key: &str) -> Result<Option<credits::ChargeOutcome>, CreditsError> {
-        Err(CreditsError::ProviderUnavailable(self.0.to_owned()))
-    }
+    /// How requests reach Stripe (Spin's outbound HTTP in a component; `NoNetwork`
+    /// where nothing may be sent).
+    pub stripe: &'a dyn StripeTransport,
 }
 
 /// How the service is configured (from Spin variables, in a component).
@@ -160,6 +97,10 @@ pub fn with_credits<T>(
     let clock = FixedClock(now);
     let payments: Box<dyn PaymentProvider + '_> = match &config.payments {
         PaymentConfig::Sandbox => Box::new(SandboxPayments::new(stores.db, now)),
+        PaymentConfig::Stripe(stripe) => Box::new(StripePayments::new(
+            stripe.client(stores.stripe),
+            StoredCustomers::new(stores.db, stripe.client(stores.stripe)),
+        )),
         PaymentConfig::Unusable(why) => Box::new(Unconfigured(why)),
     };
     f(&Credits::new(
@@ -175,6 +116,20 @@ pub fn with_credits<T>(
 #[allow(clippy::redundant_closure_for_method_calls)]
 pub fn recharge_check(stores: Stores<'_>, config: &Config) -> Result<RechargeReport, CreditsError> {
     with_credits(stores, config, SystemClock.now(), |c| c.recharge_check())
+}
+
+/// Runs an auto-recharge evaluation a request left for after its answer, at
+/// the request's time. Answers whether events may be due (its purchase records one).
+pub fn evaluate_deferred_recharge(
+    stores: Stores<'_>,
+    config: &Config,
+    now: Timestamp,
+    recharge: &credits::DeferredRecharge,
+) -> Result<bool, CreditsError> {
+    with_credits(stores, config, now, |c| {
+        c.evaluate_recharge(&recharge.account, recharge.triggered_by)?;
+        Ok(c.events_may_be_due())
+    })
 }
 
 /// Delivers the events that are due, at `now` (the request's time), if the
@@ -201,7 +156,7 @@ pub fn audit(
     let mut broken = with_credits(stores, config, now, |c| c.audit())?;
     match config.payments {
         PaymentConfig::Sandbox => broken.extend(credits_sandbox::audit(stores.db)?),
-        PaymentConfig::Unusable(_) => {}
+        PaymentConfig::Stripe(_) | PaymentConfig::Unusable(_) => {}
     }
     Ok(broken)
 }
@@ -224,55 +179,6 @@ mod tests {
             (prices.pro.to_string(), prices.team.to_string()),
             ("20.00".into(), "99.50".into())
         );
-    }
-
-    #[test]
-    fn the_payment_provider_is_the_sandbox_unless_named_and_never_a_silent_fallback() {
-        let with = |pairs: &'static [(&'static str, &'static str)]| {
-            PaymentConfig::from_variables(move |name| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .map(|(_, v)| (*v).to_owned())
-            })
-        };
-        assert_eq!(with(&[]), PaymentConfig::Sandbox);
-        assert_eq!(with(&[("payment_provider", "")]), PaymentConfig::Sandbox);
-        assert_eq!(
-            with(&[("payment_provider", "sandbox")]),
-            PaymentConfig::Sandbox
-        );
-        let missing = with(&[
-            ("payment_provider", "stripe"),
-            ("stripe_webhook_secret", "whsec_1"),
-        ]);
-        assert!(
-            missing.unusable().unwrap().contains("stripe_secret_key"),
-            "{missing:?}"
-        );
-        let missing = with(&[
-            ("payment_provider", "stripe"),
-            ("stripe_secret_key", "sk_test_1"),
-        ]);
-        assert!(
-            missing
-                .unusable()
-                .unwrap()
-                .contains("stripe_webhook_secret"),
-            "{missing:?}"
-        );
-        let stripe = with(&[
-            ("payment_provider", "stripe"),
-            ("stripe_secret_key", "sk_test_1"),
-            ("stripe_webhook_secret", "whsec_1"),
-        ]);
-        let why = stripe.unusable().unwrap();
-        assert!(
-            why.contains("payment_provider") && !why.contains("sk_test_1"),
-            "{why}"
-        );
-        let typo = with(&[("payment_provider", "strpe")]);
-        assert!(typo.unusable().unwrap().contains("\"strpe\""), "{typo:?}");
     }
 
     #[test]

@@ -174,14 +174,13 @@ fn config() -> Config {
 /// this speaks `wasi:http` directly with request options.
 struct SpinEventTransport;
 
-/// How long a receiver has to connect and to answer.
-const EVENT_TIMEOUT_NANOS: u64 = 10_000_000_000;
+/// How long a receiver (or Stripe) has to connect and to answer (API.md: 10 s).
+const OUTBOUND_TIMEOUT_NANOS: u64 = 10_000_000_000;
 
 impl EventTransport for SpinEventTransport {
     fn deliver(&self, url: &str, event: &SignedEvent) -> DeliveryOutcome {
         let headers = [
             ("content-type", "application/json".to_owned()),
-            ("content-length", event.body.len().to_string()),
             ("credits-event-id", event.id.clone()),
             ("credits-signature", event.signature.clone()),
         ];
@@ -195,50 +194,114 @@ impl EventTransport for SpinEventTransport {
 
 /// POSTs `body` to `url` and answers the status, or why there was none.
 fn post(url: &str, headers: &[(&str, String)], body: &[u8]) -> Result<u16, String> {
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), value.clone()))
+        .collect();
+    exchange("POST", url, &headers, body, false)
+        .map(|(status, _)| status)
+        .map_err(|e| e.to_string())
+}
+
+/// Sends Stripe's requests through Spin's outbound HTTP (the component's
+/// `allowed_outbound_hosts` must list `{{ stripe_api_base }}`), giving Stripe the
+/// same 10 s as an event receiver.
+pub struct SpinStripeTransport;
+
+impl credits_stripe::StripeTransport for SpinStripeTransport {
+    fn send(
+        &self,
+        request: credits_stripe::StripeRequest,
+    ) -> Result<credits_stripe::StripeResponse, credits_stripe::TransportError> {
+        let (status, body) = exchange(
+            request.method.as_str(),
+            &request.url(),
+            &request.headers,
+            request.body.as_bytes(),
+            true,
+        )?;
+        Ok(credits_stripe::StripeResponse { status, body })
+    }
+}
+
+/// One outbound exchange: the status and (if `read_body`) the body, or why
+/// there was no complete answer.
+fn exchange(
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    read_body: bool,
+) -> Result<(u16, Vec<u8>), credits_stripe::TransportError> {
+    use credits_stripe::TransportError;
     use wasi::http::outgoing_handler;
     use wasi::http::types::{
-        Fields, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+        ErrorCode, Fields, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
     };
+    use wasi::io::streams::StreamError;
 
-    let uri: http::Uri = url.parse().map_err(|e| format!("bad events_url: {e}"))?;
-    let entries: Vec<(String, Vec<u8>)> = headers
+    let network = |what: String| TransportError::Network(what);
+    let uri: http::Uri = url.parse().map_err(|e| network(format!("bad URL: {e}")))?;
+    let mut entries: Vec<(String, Vec<u8>)> = headers
         .iter()
-        .map(|(name, value)| ((*name).to_owned(), value.clone().into_bytes()))
+        .map(|(name, value)| (name.clone(), value.clone().into_bytes()))
         .collect();
-    let fields = Fields::from_list(&entries).map_err(|e| format!("headers: {e:?}"))?;
+    if !body.is_empty() || method == "POST" {
+        entries.push((
+            "content-length".to_owned(),
+            body.len().to_string().into_bytes(),
+        ));
+    }
+    let fields = Fields::from_list(&entries).map_err(|e| network(format!("headers: {e:?}")))?;
     let request = OutgoingRequest::new(fields);
     let scheme = if uri.scheme_str() == Some("https") {
         Scheme::Https
     } else {
         Scheme::Http
     };
+    let method = if method == "GET" {
+        Method::Get
+    } else {
+        Method::Post
+    };
     let parts = request
-        .set_method(&Method::Post)
+        .set_method(&method)
         .and(request.set_scheme(Some(&scheme)))
         .and(request.set_authority(uri.authority().map(http::uri::Authority::as_str)))
         .and(
             request.set_path_with_query(uri.path_and_query().map(http::uri::PathAndQuery::as_str)),
         );
-    parts.map_err(|()| "bad events_url".to_owned())?;
+    parts.map_err(|()| network("bad URL".to_owned()))?;
     let options = RequestOptions::new();
     let timeouts = options
-        .set_connect_timeout(Some(EVENT_TIMEOUT_NANOS))
-        .and(options.set_first_byte_timeout(Some(EVENT_TIMEOUT_NANOS)))
-        .and(options.set_between_bytes_timeout(Some(EVENT_TIMEOUT_NANOS)));
+        .set_connect_timeout(Some(OUTBOUND_TIMEOUT_NANOS))
+        .and(options.set_first_byte_timeout(Some(OUTBOUND_TIMEOUT_NANOS)))
+        .and(options.set_between_bytes_timeout(Some(OUTBOUND_TIMEOUT_NANOS)));
     // A host without timeouts still answers, later: better than not sending.
     let options = timeouts.is_ok().then_some(options);
-    let outgoing = request.body().map_err(|()| "no request body".to_owned())?;
-    let response = outgoing_handler::handle(request, options).map_err(|e| format!("{e:?}"))?;
+    let outgoing = request
+        .body()
+        .map_err(|()| network("no request body".to_owned()))?;
+    let failed = |e: ErrorCode| match e {
+        ErrorCode::ConnectionTimeout
+        | ErrorCode::ConnectionReadTimeout
+        | ErrorCode::ConnectionWriteTimeout
+        | ErrorCode::HttpResponseTimeout => TransportError::Timeout,
+        other => TransportError::Network(format!("{other:?}")),
+    };
+    let response = outgoing_handler::handle(request, options).map_err(failed)?;
     {
-        let stream = outgoing.write().map_err(|()| "no body stream".to_owned())?;
+        let stream = outgoing
+            .write()
+            .map_err(|()| network("no body stream".to_owned()))?;
         // One blocking write takes at most 4,096 bytes.
         for chunk in body.chunks(4096) {
             stream
                 .blocking_write_and_flush(chunk)
-                .map_err(|e| format!("sending the body: {e:?}"))?;
+                .map_err(|e| network(format!("sending the body: {e:?}")))?;
         }
     }
-    OutgoingBody::finish(outgoing, None).map_err(|e| format!("{e:?}"))?;
+    OutgoingBody::finish(outgoing, None).map_err(failed)?;
     let answered = loop {
         if let Some(answered) = response.get() {
             break answered;
@@ -246,9 +309,33 @@ fn post(url: &str, headers: &[(&str, String)], body: &[u8]) -> Result<u16, Strin
         response.subscribe().block();
     };
     let response = answered
-        .map_err(|()| "response taken".to_owned())?
-        .map_err(|e| format!("no answer: {e:?}"))?;
-    Ok(response.status())
+        .map_err(|()| network("response taken".to_owned()))?
+        .map_err(failed)?;
+    let status = response.status();
+    if !read_body {
+        return Ok((status, Vec::new()));
+    }
+    let incoming = response
+        .consume()
+        .map_err(|()| network("response body taken".to_owned()))?;
+    let stream = incoming
+        .stream()
+        .map_err(|()| network("response body stream taken".to_owned()))?;
+    let mut received = Vec::new();
+    loop {
+        match stream.blocking_read(64 * 1024) {
+            Ok(chunk) => received.extend_from_slice(&chunk),
+            Err(StreamError::Closed) => break,
+            Err(StreamError::LastOperationFailed(e)) => {
+                return Err(network(format!(
+                    "reading the answer: {}",
+                    e.to_debug_string()
+                )));
+            }
+        }
+    }
+    drop(stream);
+    Ok((status, received))
 }
 
 /// Serves one request with a route group of the API, on this instance's stores.
@@ -268,6 +355,7 @@ fn serve_with(
         stores: Stores {
             db: &db,
             cache: &kv,
+            stripe: &SpinStripeTransport,
         },
         config: &config,
         service_token: service_token.as_deref(),
@@ -278,7 +366,8 @@ fn serve_with(
 }
 
 /// Serves one request, sends the answer, then does what the request left for
-/// after it: delivering the events it may have recorded. Spin keeps running a
+/// after it: the auto-recharge a deduction set off with a remote provider, then
+/// delivering the events it may have recorded. Spin keeps running a
 /// handler after its response is complete, so no client waits for a receiver.
 pub async fn serve_then_deliver(
     req: IncomingRequest,
@@ -302,7 +391,22 @@ pub async fn serve_then_deliver(
         }
         Err(e) => eprintln!("cannot convert the response: {e}"),
     }
-    if let Some(now) = after.deliver_events_at() {
+    let mut deliver_at = after.deliver_events_at();
+    if let Some((recharge, now)) = after.take_recharge() {
+        let (db, kv) = (SpinDb::default(), SpinKv::default());
+        let stores = Stores {
+            db: &db,
+            cache: &kv,
+            stripe: &SpinStripeTransport,
+        };
+        match credits_service::evaluate_deferred_recharge(stores, &config(), now, &recharge) {
+            Ok(true) => deliver_at = Some(deliver_at.map_or(now, |at| at.max(now))),
+            Ok(false) => {}
+            // The next evaluation (a deduction, a check, the cron) tries again.
+            Err(e) => eprintln!("auto-recharge after the answer: {e}"),
+        }
+    }
+    if let Some(now) = deliver_at {
         deliver_events(now);
     }
 }
@@ -313,6 +417,7 @@ fn deliver_events(now: credits::Timestamp) {
     let stores = Stores {
         db: &db,
         cache: &kv,
+        stripe: &SpinStripeTransport,
     };
     if let Err(e) = credits_service::deliver_events(stores, &config(), now, &SpinEventTransport) {
         eprintln!("event delivery: {e}");
@@ -326,6 +431,7 @@ pub fn recharge_check() -> Result<RechargeReport, String> {
     let stores = Stores {
         db: &db,
         cache: &kv,
+        stripe: &SpinStripeTransport,
     };
     let report = credits_service::recharge_check(stores, &config()).map_err(|e| e.to_string());
     deliver_events(SystemClock.now());

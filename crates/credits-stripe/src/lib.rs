@@ -8,6 +8,9 @@
 //! - [`StripeClient`]: customers, SetupIntents, payment methods, PaymentIntents
 //!   (create with the purchase id as idempotency key, search by purchase id, cancel).
 //! - [`StripePayments`]: the domain's `PaymentProvider` port over a client.
+//! - [`StripeTables`]: what it keeps in the app's database (customers, cards,
+//!   handled webhook events), in tables it owns; [`StoredCustomers`] creates an
+//!   account's customer the first time a charge needs it.
 //! - [`verify_signature`] and [`parse_event`]: webhooks.
 //!
 //! The secret key never shows: not in `Debug`, not in an error.
@@ -16,6 +19,7 @@ mod client;
 mod customers;
 mod payment_intents;
 mod provider;
+mod tables;
 mod transport;
 mod webhook;
 
@@ -25,6 +29,7 @@ pub use client::{
 pub use customers::{CardDisplay, PaymentMethodInfo, SetupIntent};
 pub use payment_intents::{ChargeResult, StripeCharge};
 pub use provider::{Customers, StripePayments};
+pub use tables::{StoredCustomers, StripeTables};
 pub use transport::{Method, StripeRequest, StripeResponse, StripeTransport, TransportError};
 pub use webhook::{
     EventKind, PaymentError, PaymentIntentEvent, PaymentMethodEvent, SetupIntentEvent,

@@ -7,7 +7,7 @@
 
 use credits::{Charge, ChargeOutcome, CreditsError, PaymentProvider};
 
-use crate::client::StripeClient;
+use crate::client::{StripeClient, StripeError};
 use crate::payment_intents::{ChargeResult, StripeCharge};
 use crate::transport::StripeTransport;
 
@@ -67,10 +67,24 @@ impl<T: StripeTransport, C: Customers> PaymentProvider for StripePayments<T, C> 
         // makes no sense, a refused request) leaves the purchase pending: the
         // repeat with the same key or the search by purchase id settles it, and
         // nothing is ever charged under a second PaymentIntent.
-        self.client
-            .create_payment_intent(&stripe_charge)
-            .map_err(|e| CreditsError::ProviderUnavailable(e.to_string()))?
-            .into_outcome()
+        match self.client.create_payment_intent(&stripe_charge) {
+            Ok(result) => result.into_outcome(),
+            // Stripe stores a 5xx under the key and answers it to every repeat:
+            // only a search can still tell whether that request charged.
+            Err(StripeError::Server { .. }) => match self.find_charge(charge.idempotency_key) {
+                Ok(Some(outcome)) => Ok(outcome),
+                Ok(None) => Err(CreditsError::ProviderUnavailable(format!(
+                    "Stripe answered 5xx and has no payment for {} yet",
+                    charge.idempotency_key
+                ))),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(CreditsError::ProviderUnavailable(e.to_string())),
+        }
+    }
+
+    fn is_remote(&self) -> bool {
+        true
     }
 
     fn find_charge(&self, idempotency_key: &str) -> Result<Option<ChargeOutcome>, CreditsError> {

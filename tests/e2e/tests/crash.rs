@@ -219,6 +219,7 @@ fn killed_mid_flight_the_books_still_balance_after_a_restart() {
     let stores = Stores {
         db: &db,
         cache: &credits::NoCache,
+        stripe: &credits_service::NoNetwork,
     };
     let broken = credits_service::audit(
         stores,

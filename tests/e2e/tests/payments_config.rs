@@ -35,17 +35,35 @@ fn stripe_without_its_secret_key_refuses_to_charge_and_names_the_variable() {
         ("payment_provider", "stripe"),
         ("stripe_webhook_secret", "whsec_e2e"),
     ]);
-    let key = app.paying_account("cfg-acme", "pro");
+    let key = app.account("cfg-acme", "pro");
     refused_naming(&app, &key, "stripe_secret_key");
 }
 
+/// `stripe_api_base` is also the components' outbound grant, so a value that is
+/// no URL stops the app at load, as Spin refuses such an `allowed_outbound_hosts`.
 #[test]
-fn stripe_is_refused_by_this_version_rather_than_charged_through_the_sandbox() {
-    let app = TestApp::start_with(&[
+fn stripe_with_an_api_base_that_is_no_url_does_not_start() {
+    let state = tempfile::tempdir().unwrap();
+    let variables = [
+        ("service_token", "e2e-service"),
         ("payment_provider", "stripe"),
         ("stripe_secret_key", "sk_test_e2e_not_logged"),
         ("stripe_webhook_secret", "whsec_e2e"),
-    ]);
-    let key = app.paying_account("cfg-acme", "pro");
-    refused_naming(&app, &key, "payment_provider");
+        ("stripe_api_base", "api.stripe.com"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let options = minispin::AppOptions {
+        state_dir: Some(state.path().to_owned()),
+        variables,
+        cron: false,
+        ..minispin::AppOptions::default()
+    };
+    let Err(refused) = minispin::App::load(e2e::repo_root().join("spin.toml"), options) else {
+        panic!("the app loaded with an outbound host that is no URL");
+    };
+    let message = format!("{refused:#}");
+    assert!(message.contains("api.stripe.com"), "{message}");
+    assert!(!message.contains("sk_test_e2e_not_logged"), "{message}");
 }

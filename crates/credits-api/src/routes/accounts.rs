@@ -43,8 +43,12 @@ pub fn serve(env: &Env<'_>, req: &Request) -> Response {
 /// Creates an account and shows its key, once.
 fn create(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, ApiError> {
     call.require_service(credits)?;
-    let (account, plan) = parse::<NewAccount>(&call.json_body()?)?.validate()?;
-    Ok(Reply::created(&credits.create_account(&account, plan)?))
+    let request = parse::<NewAccount>(&call.json_body()?)?.validate()?;
+    let created = credits.create_account(&request.account, request.plan)?;
+    if let Some(customer) = &request.stripe_customer {
+        credits_service::link_stripe_customer(call.stores(), &request.account, customer)?;
+    }
+    Ok(Reply::created(&created))
 }
 
 /// Moves an account to another plan, effective this month.
@@ -53,7 +57,11 @@ fn change_plan(call: &Call<'_>, credits: &Credits<'_>, id: &str) -> Result<Reply
     let plan = parse::<PlanChange>(&call.json_body()?)?.validate()?;
     let account = AccountId::parse(id).map_err(|_| CreditsError::NotFound("account"))?;
     credits.change_plan(&account, plan)?;
-    Ok(Reply::ok(&credits.summary(&account)?))
+    let summary = credits.summary(&account)?;
+    let method = summary.payment_method.as_deref();
+    Ok(Reply::ok(&crate::routes::balance::with_card(
+        call, &summary, method,
+    )?))
 }
 
 /// Recorded events, oldest first, with their delivery.

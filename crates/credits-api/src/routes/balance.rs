@@ -25,7 +25,23 @@ fn statement(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, ApiError> 
     let account = call.require_account(credits)?;
     call.no_body()?;
     let query = HistoryParams::from_query(&call.query())?;
-    Ok(Reply::ok(&credits.statement(&account, &query)?))
+    let statement = credits.statement(&account, &query)?;
+    let method = statement.summary.payment_method.as_deref();
+    Ok(Reply::ok(&with_card(call, &statement, method)?))
+}
+
+/// A summary with `"card"` beside its `payment_method`: how the saved card shows
+/// (`null` in the sandbox, or while Stripe has not said).
+pub(crate) fn with_card(
+    call: &Call<'_>,
+    summary: &impl serde::Serialize,
+    method: Option<&str>,
+) -> Result<serde_json::Value, ApiError> {
+    let card = credits_service::card_of(call.stores(), method)?;
+    let mut body = serde_json::to_value(summary)
+        .map_err(|e| ApiError::Domain(credits::CreditsError::Internal(e.to_string())))?;
+    body["card"] = json!(card);
+    Ok(body)
 }
 
 /// Net tokens per day, project or operation.

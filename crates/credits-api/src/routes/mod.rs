@@ -23,12 +23,14 @@ pub fn serve(env: &Env<'_>, req: &Request) -> Response {
         "/api/billing/credits" | "/api/billing/credits/usage" | "/api/billing/credits/packs" => {
             balance::serve
         }
-        "/api/billing/credits/purchases" => purchase::serve,
+        "/api/billing/credits/purchases" | "/api/webhooks/stripe" => purchase::serve,
         "/api/billing/credits/deductions"
         | "/api/billing/credits/refunds"
         | "/api/billing/credits/holds" => deduct::serve,
         p if p.starts_with("/api/billing/credits/holds/") => deduct::serve,
-        "/api/billing/payment-method" | "/api/billing/credits/auto-recharge" => settings::serve,
+        "/api/billing/payment-method"
+        | "/api/billing/payment-method/setup"
+        | "/api/billing/credits/auto-recharge" => settings::serve,
         "/api/internal/recharge-check" => recharge::serve,
         openapi::PATH => return openapi::serve(req),
         _ => return not_found::serve(req),

@@ -10,10 +10,12 @@ use crate::reply::Reply;
 use crate::routes::not_found;
 use crate::{Env, Request, Response};
 
-/// `POST /api/billing/credits/purchases`.
+/// `POST /api/billing/credits/purchases`, and `POST /api/webhooks/stripe`,
+/// where Stripe reports how charges ended.
 pub fn serve(env: &Env<'_>, req: &Request) -> Response {
     match req.uri().path() {
         "/api/billing/credits/purchases" => run(env, req, "POST", purchase),
+        "/api/webhooks/stripe" => run(env, req, "POST", stripe_webhook),
         _ => not_found::serve(req),
     }
 }
@@ -34,4 +36,25 @@ fn purchase(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, ApiError> {
         )),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Takes one of Stripe's signed events (no bearer token: the signature is the
+/// proof). Anything verified answers `{"received": true}`, whether it took effect
+/// now or was a repeat, about nothing of ours or of another type.
+fn stripe_webhook(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, ApiError> {
+    call.check_size()?;
+    let signature = call
+        .req
+        .headers()
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok());
+    credits_service::stripe_webhook(
+        credits,
+        call.stores(),
+        &call.config().payments,
+        call.now,
+        call.req.body(),
+        signature,
+    )?;
+    Ok(Reply::ok(&serde_json::json!({ "received": true })))
 }
