@@ -83,6 +83,35 @@ impl<T: StripeTransport, C: Customers> PaymentProvider for StripePayments<T, C> 
         }
     }
 
+    /// Cancels the purchase's PaymentIntent if it still waits for the
+    /// cardholder; Stripe refuses to cancel one that succeeded meanwhile and
+    /// answers it as it is.
+    fn abandon(&self, idempotency_key: &str) -> Result<ChargeOutcome, CreditsError> {
+        let unavailable = |e: StripeError| CreditsError::ProviderUnavailable(e.to_string());
+        let found = self
+            .client
+            .find_payment_intent(idempotency_key)
+            .map_err(unavailable)?;
+        let result = match found {
+            None => {
+                return Ok(ChargeOutcome::Declined {
+                    message: credits::ABANDONED.to_owned(),
+                });
+            }
+            Some(ChargeResult::AuthenticationRequired { payment_intent, .. }) => self
+                .client
+                .cancel_payment_intent(&payment_intent)
+                .map_err(unavailable)?,
+            Some(other) => other,
+        };
+        match result.into_outcome()? {
+            ChargeOutcome::Declined { .. } => Ok(ChargeOutcome::Declined {
+                message: credits::ABANDONED.to_owned(),
+            }),
+            other => Ok(other),
+        }
+    }
+
     fn is_remote(&self) -> bool {
         true
     }

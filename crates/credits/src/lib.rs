@@ -50,7 +50,7 @@ pub use ids::{AccountId, TransactionId};
 pub use labels::{Operation, Reason, Resource};
 pub use ledger::{DeductionReceipt, DeductionRequest, RefundReceipt, RefundRequest};
 pub use money::Eur;
-pub use payment::{Charge, ChargeOutcome, PaymentMethodId, PaymentProvider};
+pub use payment::{ABANDONED, Charge, ChargeOutcome, PaymentMethodId, PaymentProvider};
 pub use purchase::{CreditBalance, PendingPurchaseView, PurchaseReceipt};
 pub use recharge::{
     RechargeError, RechargeOutcome, RechargeReport, RechargeSettings, RechargeSettingsView,

@@ -64,6 +64,9 @@ pub enum ChargeOutcome {
     },
 }
 
+/// Why a charge the cardholder never confirmed was dropped.
+pub const ABANDONED: &str = "Not confirmed by the cardholder within 24 hours; nothing was charged.";
+
 /// A payment provider (Stripe, the sandbox, ...).
 pub trait PaymentProvider {
     /// Charges, or returns the outcome of the earlier charge with the same key.
@@ -75,6 +78,19 @@ pub trait PaymentProvider {
     /// when the provider never charged under it. An `Err` means it cannot tell
     /// now. (With Stripe: the `PaymentIntent` found by `metadata['purchase_id']`.)
     fn find_charge(&self, idempotency_key: &str) -> Result<Option<ChargeOutcome>, CreditsError>;
+
+    /// Gives up a charge still waiting for its cardholder (a manual purchase not
+    /// confirmed within a day), answering how it ended: declined once the
+    /// provider has dropped it, or succeeded if the cardholder confirmed it in
+    /// the meantime (money taken is granted). An `Err`: it cannot tell now.
+    fn abandon(&self, idempotency_key: &str) -> Result<ChargeOutcome, CreditsError> {
+        Ok(self
+            .find_charge(idempotency_key)?
+            .filter(|outcome| *outcome == ChargeOutcome::Succeeded)
+            .unwrap_or(ChargeOutcome::Declined {
+                message: ABANDONED.to_owned(),
+            }))
+    }
 
     /// Whether charges go over a network (Stripe): then the auto-recharge a
     /// deduction or hold sets off runs after its answer, never inside it. The

@@ -363,6 +363,18 @@ impl Credits<'_> {
                 let why = if allowed { NEVER_CHARGED } else { CANCELED };
                 self.settle_uncharged(&pending, began, why, None)
             };
+            // A cardholder who has not confirmed within a day never will: the
+            // provider drops the charge (money taken meanwhile is granted).
+            let finished = match finished {
+                Ok(Settlement::Waiting { .. })
+                    if began.millis() <= now.millis() - CONFIRM_WITHIN_MILLIS =>
+                {
+                    self.payments
+                        .abandon(&pending.id)
+                        .and_then(|outcome| self.conclude(&pending, outcome))
+                }
+                other => other,
+            };
             // One waiting for its cardholder is tried again later, like one
             // whose outcome is unknown.
             if matches!(
@@ -528,6 +540,9 @@ const CANCELED: &str =
 /// Why a purchase the provider never charged was dropped, found by a search
 /// once its idempotency key may be forgotten.
 const NEVER_CHARGED: &str = "Never charged: the payment provider has no payment for it.";
+
+/// How long a manual purchase waits for its cardholder to confirm (3-D Secure).
+const CONFIRM_WITHIN_MILLIS: i64 = 24 * 3_600_000;
 
 /// How long a purchase is charged again with the same idempotency key; later it
 /// is only looked up. Stripe keeps keys for 24 hours; API.md gives 23.

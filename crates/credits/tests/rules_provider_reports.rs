@@ -290,3 +290,55 @@ fn with_a_remote_provider_a_deduction_leaves_its_auto_recharge_for_after_the_ans
     assert!(local.1.is_none());
     w.assert_books_balance();
 }
+
+#[test]
+fn a_purchase_its_cardholder_never_confirms_is_given_up_after_a_day() {
+    let w = World::new();
+    let acme = w.paying_account("acme", Plan::Pro, VISA);
+    let asks = Remote::answering(Ok(ChargeOutcome::AuthenticationRequired {
+        message: "confirm it".into(),
+        client_secret: "pi_1_secret_2".into(),
+    }));
+    *asks.found.borrow_mut() = Ok(Some(ChargeOutcome::AuthenticationRequired {
+        message: "confirm it".into(),
+        client_secret: "pi_1_secret_2".into(),
+    }));
+    let _ = w.credits_paying_with(&asks, |c| c.purchase(&acme, Pack::Starter, None));
+    for hours in [2, 21] {
+        w.clock.advance_ms(hours * HOUR);
+        let now = w.now();
+        assert_eq!(
+            w.credits_paying_with(&asks, |c| c.settle_stale_purchases(now)),
+            Ok(0),
+            "still waiting"
+        );
+    }
+    w.clock.advance_ms(2 * HOUR);
+    let now = w.now();
+    assert_eq!(
+        w.credits_paying_with(&asks, |c| c.settle_stale_purchases(now)),
+        Ok(1)
+    );
+    let message = credits::Database::execute(
+        &w.db,
+        "SELECT failure_message FROM purchases WHERE status = 'failed'",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(message[0].text(0).unwrap(), credits::ABANDONED);
+    assert_eq!(w.balance(&acme), 0);
+    // Confirmed at the last moment after all: the money is granted.
+    assert_eq!(
+        w.credits_paying_with(&asks, |c| c.provider_reported(
+            &credits::Database::execute(&w.db, "SELECT id FROM purchases", &[]).unwrap()[0]
+                .text(0)
+                .unwrap()
+                .to_owned(),
+            Eur::from_cents(500),
+            ChargeOutcome::Succeeded
+        )),
+        Ok(true)
+    );
+    assert_eq!(w.balance(&acme), 1_000_000);
+    w.assert_books_balance();
+}

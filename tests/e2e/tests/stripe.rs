@@ -489,3 +489,28 @@ fn an_existing_stripe_customer_given_at_creation_is_charged() {
         .json(&json!({"account_id": "st-bad", "stripe_customer_id": "acct_1"}));
     assert_eq!((r.status, r.code()), (400, "invalid_request"), "{}", r.body);
 }
+
+#[test]
+fn a_purchase_never_confirmed_is_failed_after_a_day_and_its_payment_intent_canceled() {
+    let stripe = FakeStripe::start();
+    let app = stripe_app(&stripe);
+    let key = account_with_card(&app, &stripe, "st-gone", "pm_card_authenticationRequired");
+    let r = buy(&app, &key, "starter", "buy-1");
+    assert_eq!(r.code(), "authentication_required", "{}", r.body);
+    recharge_check_at(&app, &hours_later(2));
+    let r = buy(&app, &key, "starter", "buy-1");
+    assert_eq!(
+        r.code(),
+        "authentication_required",
+        "still waiting: {}",
+        r.body
+    );
+
+    recharge_check_at(&app, &hours_later(25));
+    let pi = stripe.payment_intents().pop().unwrap();
+    assert_eq!(pi["status"], "canceled");
+    let r = buy(&app, &key, "starter", "buy-1");
+    assert_eq!((r.status, r.code()), (402, "payment_failed"), "{}", r.body);
+    assert_eq!(balance(&app, &key), 0);
+    assert_eq!(stripe.payment_intents().len(), 1);
+}
