@@ -40,6 +40,9 @@ pub struct Config {
     pub events: Option<EventsTarget>,
     /// The paid plans' monthly prices (`plan_price_pro_eur`, `plan_price_team_eur`).
     pub plan_prices: PlanPricing,
+    /// `payment_provider` is `"stripe"`, so saved cards show (read from the
+    /// database: a component that only shows them needs no Stripe secret).
+    pub shows_cards: bool,
 }
 
 /// The plans' monthly prices as configured, or what is wrong with the

@@ -106,6 +106,11 @@ impl PaymentConfig {
         }
     }
 
+    /// Whether `payment_provider` names Stripe, whatever else is set.
+    pub fn names_stripe(get: impl Fn(&str) -> Option<String>) -> bool {
+        get("payment_provider").is_some_and(|v| v.trim() == "stripe")
+    }
+
     /// Why nothing can be charged, if so.
     #[must_use]
     pub fn unusable(&self) -> Option<&str> {

@@ -82,16 +82,17 @@ pub fn verify_payment_method(
     Ok(info.card)
 }
 
-/// How the saved payment method shows: a card saved through Stripe (read from
-/// the database, so a component that only shows it needs no Stripe secret);
-/// `None` for one saved in the sandbox or whose card is not known.
+/// How the saved payment method shows: with Stripe, a card saved through it
+/// (read from the database, so a component that only shows it needs no Stripe
+/// secret); `None` in the sandbox or for a method whose card is not known.
 pub fn card_of(
     stores: Stores<'_>,
+    config: &crate::Config,
     method: Option<&str>,
 ) -> Result<Option<CardDisplay>, CreditsError> {
     match method {
-        Some(method) => Ok(StripeTables::new(stores.db).card(method)?),
-        None => Ok(None),
+        Some(method) if config.shows_cards => Ok(StripeTables::new(stores.db).card(method)?),
+        _ => Ok(None),
     }
 }
 

@@ -164,6 +164,7 @@ fn config() -> Config {
         // Every component that charges declares these (spin.toml); one that does
         // not never charges, so the sandbox it gets takes nothing.
         payments: credits_service::PaymentConfig::from_variables(|name| variables::get(name).ok()),
+        shows_cards: credits_service::PaymentConfig::names_stripe(|name| variables::get(name).ok()),
     }
 }
 

@@ -37,7 +37,7 @@ pub(crate) fn with_card(
     summary: &impl serde::Serialize,
     method: Option<&str>,
 ) -> Result<serde_json::Value, ApiError> {
-    let card = credits_service::card_of(call.stores(), method)?;
+    let card = credits_service::card_of(call.stores(), call.config(), method)?;
     let mut body = serde_json::to_value(summary)
         .map_err(|e| ApiError::Domain(credits::CreditsError::Internal(e.to_string())))?;
     body["card"] = json!(card);

@@ -30,7 +30,11 @@ fn payment_method(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, ApiEr
     if call.method() == http::Method::GET {
         call.no_body()?;
         let saved = credits.payment_method(&account)?;
-        let card = credits_service::card_of(call.stores(), saved.payment_method.as_deref())?;
+        let card = credits_service::card_of(
+            call.stores(),
+            call.config(),
+            saved.payment_method.as_deref(),
+        )?;
         return Ok(Reply::ok(&with_card(&saved, card.as_ref())));
     }
     let method = parse::<PaymentMethod>(&call.json_body()?)?.validate()?;
