@@ -514,3 +514,38 @@ fn a_purchase_never_confirmed_is_failed_after_a_day_and_its_payment_intent_cance
     assert_eq!(balance(&app, &key), 0);
     assert_eq!(stripe.payment_intents().len(), 1);
 }
+
+#[test]
+fn answers_that_make_no_sense_leave_the_purchase_pending_never_granted() {
+    let stripe = FakeStripe::start();
+    let app = stripe_app(&stripe);
+    let key = account_with_card(&app, &stripe, "st-odd", "pm_card_visa");
+
+    // Money taken, but the answer is no JSON: pending, not granted on nonsense;
+    // the same key later answers what Stripe stored, and that grants it.
+    stripe.set_mode(Mode::Garbled);
+    let r = buy(&app, &key, "starter", "buy-1");
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(balance(&app, &key), 0);
+    stripe.set_mode(Mode::Normal);
+    recharge_check_at(&app, &minutes_later(5));
+    assert_eq!(balance(&app, &key), 1_000_000);
+
+    // A status the app does not know: pending, whatever is asked again.
+    stripe.set_mode(Mode::UnknownStatus);
+    let r = buy(&app, &key, "standard", "buy-2");
+    assert_eq!(r.status, 202, "{}", r.body);
+    stripe.set_mode(Mode::Normal);
+    recharge_check_at(&app, &minutes_later(5));
+    recharge_check_at(&app, &hours_later(2));
+    assert_eq!(balance(&app, &key), 1_000_000, "nothing granted on it");
+    let r = buy(&app, &key, "standard", "buy-2");
+    assert_eq!(r.status, 202, "still pending: {}", r.body);
+    // Once Stripe shows it succeeded, the lookup grants it.
+    let pi = stripe.payment_intents().pop().unwrap();
+    stripe.set_status(pi["id"].as_str().unwrap(), "succeeded");
+    recharge_check_at(&app, &hours_later(4));
+    assert_eq!(balance(&app, &key), 3_500_000);
+    assert_eq!(stripe.payment_intents().len(), 2, "one PaymentIntent each");
+    app.assert_ledger_matches_balance(&key);
+}

@@ -7,6 +7,9 @@
 //! included; other parameters: `400 idempotency_error`; failed validation stores
 //! nothing) and Stripe's test payment methods. Switches make it slow, fail with a
 //! 5xx, drop the connection or leave PaymentIntents `processing`.
+//!
+//! [`browser`] adds what Stripe.js calls with the publishable key, for the
+//! dashboard's browser tests; `src/main.rs` runs the server as a process.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -22,6 +25,9 @@ use sha2::Sha256;
 /// The secret key the server accepts.
 pub const SECRET: &str = "sk_test_51FakeSecretKeyForTests";
 
+pub mod browser;
+pub use browser::PUBLISHABLE_KEY;
+
 /// How the server answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -34,6 +40,11 @@ pub enum Mode {
     Drop,
     /// New PaymentIntents stay `processing`.
     Processing,
+    /// Acts on the request, then answers `200` with a body that is not JSON
+    /// (a proxy's error page); the idempotency key keeps the real answer.
+    Garbled,
+    /// New PaymentIntents come back in a status the app does not know.
+    UnknownStatus,
 }
 
 /// A request as the server received it.
@@ -78,6 +89,7 @@ struct State {
     /// Payment method id → the customer it is attached to.
     attached: HashMap<String, String>,
     requests: Vec<Recorded>,
+    browser: browser::BrowserSide,
 }
 
 impl State {
@@ -95,7 +107,12 @@ pub struct FakeStripe {
 
 impl FakeStripe {
     pub fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        Self::start_on(0)
+    }
+
+    /// Starts on this loopback port (0: any free one).
+    pub fn start_on(port: u16) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
         let addr = listener.local_addr().expect("addr");
         let state = Arc::new(Mutex::new(State {
             mode: Mode::Normal,
@@ -105,6 +122,7 @@ impl FakeStripe {
             payment_intents: Vec::new(),
             attached: HashMap::new(),
             requests: Vec::new(),
+            browser: browser::BrowserSide::default(),
         }));
         let shared = state.clone();
         thread::spawn(move || {
@@ -268,7 +286,10 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
     if mode == Mode::Drop {
         return; // Closing without a word.
     }
-    let (status, body) = respond(&mut state.lock().unwrap(), &request);
+    let (mut status, mut body) = respond(&mut state.lock().unwrap(), &request);
+    if mode == Mode::Garbled {
+        (status, body) = (200, "<html><body>502 Bad Gateway</body></html>".to_owned());
+    }
     if let Mode::Slow(delay) = mode {
         thread::sleep(delay);
     }
@@ -334,6 +355,9 @@ fn error(status: u16, kind: &str, code: Option<&str>, message: &str) -> (u16, St
 }
 
 fn respond(state: &mut State, request: &Recorded) -> (u16, String) {
+    if let Some(answer) = browser::respond(state, request) {
+        return answer;
+    }
     // Echoes the key it was given, so the client's scrubbing is tested.
     match request.header("authorization") {
         Some(value) if value == format!("Bearer {SECRET}") => {}
@@ -499,6 +523,10 @@ fn route(
             let answer = json!({"id": id, "object": "setup_intent", "client_secret": format!("{id}_secret_abc"),
                 "customer": customer, "usage": params.get("usage").map_or("off_session", String::as_str),
                 "status": "requires_payment_method", "metadata": metadata(params)});
+            state
+                .browser
+                .setup_intents
+                .insert(id.clone(), answer.clone());
             (200, answer.to_string())
         }
         ("GET", ["v1", "payment_methods", id]) => match test_card(id) {
@@ -612,6 +640,10 @@ fn create_payment_intent(state: &mut State, params: &HashMap<String, String>) ->
     let answer = match failure {
         _ if processing => {
             pi["status"] = json!("processing");
+            (200, pi.to_string())
+        }
+        _ if state.mode == Mode::UnknownStatus => {
+            pi["status"] = json!("requires_capture");
             (200, pi.to_string())
         }
         None => (200, pi.to_string()),
