@@ -365,6 +365,9 @@ impl Credits<'_> {
             };
             // A cardholder who has not confirmed within a day never will: the
             // provider drops the charge (money taken meanwhile is granted).
+            // A repeated charge answers the first answer ("confirm it"), so only
+            // a lookup sees a cardholder who has confirmed since (in case the
+            // provider's report was lost).
             let finished = match finished {
                 Ok(Settlement::Waiting { .. })
                     if began.millis() <= now.millis() - CONFIRM_WITHIN_MILLIS =>
@@ -372,6 +375,14 @@ impl Credits<'_> {
                     self.payments
                         .abandon(&pending.id)
                         .and_then(|outcome| self.conclude(&pending, outcome))
+                }
+                Ok(waiting @ Settlement::Waiting { .. }) => {
+                    match self.payments.find_charge(&pending.id) {
+                        Ok(Some(ChargeOutcome::Succeeded)) => {
+                            self.conclude(&pending, ChargeOutcome::Succeeded)
+                        }
+                        _ => Ok(waiting),
+                    }
                 }
                 other => other,
             };

@@ -342,3 +342,25 @@ fn a_purchase_its_cardholder_never_confirms_is_given_up_after_a_day() {
     assert_eq!(w.balance(&acme), 1_000_000);
     w.assert_books_balance();
 }
+
+#[test]
+fn a_confirmation_whose_report_was_lost_is_found_by_the_next_check() {
+    let w = World::new();
+    let acme = w.paying_account("acme", Plan::Pro, VISA);
+    let asks = Remote::answering(Ok(ChargeOutcome::AuthenticationRequired {
+        message: "confirm it".into(),
+        client_secret: "pi_1_secret_2".into(),
+    }));
+    let _ = w.credits_paying_with(&asks, |c| c.purchase(&acme, Pack::Starter, None));
+    // The cardholder confirms; the webhook never arrives. The repeated charge
+    // still answers "confirm it"; the lookup shows the money.
+    *asks.found.borrow_mut() = Ok(Some(ChargeOutcome::Succeeded));
+    w.clock.advance_ms(2 * 60_000);
+    let now = w.now();
+    assert_eq!(
+        w.credits_paying_with(&asks, |c| c.settle_stale_purchases(now)),
+        Ok(1)
+    );
+    assert_eq!(w.balance(&acme), 1_000_000);
+    w.assert_books_balance();
+}

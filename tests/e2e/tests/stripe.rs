@@ -549,3 +549,19 @@ fn answers_that_make_no_sense_leave_the_purchase_pending_never_granted() {
     assert_eq!(stripe.payment_intents().len(), 2, "one PaymentIntent each");
     app.assert_ledger_matches_balance(&key);
 }
+
+#[test]
+fn a_confirmed_purchase_whose_webhook_was_lost_is_granted_by_the_next_check() {
+    let stripe = FakeStripe::start();
+    let app = stripe_app(&stripe);
+    let key = account_with_card(&app, &stripe, "st-lost", "pm_card_authenticationRequired");
+    let r = buy(&app, &key, "starter", "buy-1");
+    assert_eq!(r.code(), "authentication_required", "{}", r.body);
+    let pi = stripe.payment_intents().pop().unwrap();
+    stripe.complete_authentication(pi["id"].as_str().unwrap());
+    recharge_check_at(&app, &minutes_later(2));
+    assert_eq!(balance(&app, &key), 1_000_000);
+    let r = buy(&app, &key, "starter", "buy-1");
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(stripe.payment_intents().len(), 1);
+}
