@@ -120,6 +120,21 @@ test('the payment method can be changed and is shown', async () => {
   await done();
 });
 
+test('with the sandbox the payment method id field says it is test mode, and Stripe.js is not loaded', async () => {
+  const { payer } = await accounts();
+  const { page, done } = await openPage(shared.browser);
+  await signIn(page, payer.key, '#/credits');
+  const note = page.locator('#pm-test-mode');
+  assert.equal(await note.isVisible(), true);
+  assert.match(await note.textContent(), /^Test mode: no money is taken\./);
+  // Read out with the field, since it is what the field is for.
+  assert.equal(await page.getByLabel('Payment method id').getAttribute('aria-describedby'), 'pm-test-mode pm-help');
+  assert.equal(await page.locator('#pm-card-form').isVisible(), false);
+  // Only the Stripe provider loads Stripe.js (a request to it would also fail openPage's guard).
+  assert.equal(await page.locator('script[src*="stripe"], iframe').count(), 0);
+  await done();
+});
+
 test('auto-recharge settings are saved and read back after a reload', async () => {
   const { recharger } = await accounts();
   const { page, done } = await openPage(shared.browser);

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useBrowser, openPage, signIn, accounts } from './lib/browser.mjs';
 import { call } from './lib/api.mjs';
+import { STRIPE_APP_URL } from './lib/stripe.mjs';
 import { XSS } from './seed.mjs';
 
 const shared = useBrowser();
@@ -43,7 +44,7 @@ test('the page is served with a content security policy that forbids inline scri
   assert.match(r.headers.get('content-type'), /^text\/html; charset=utf-8$/);
   const csp = r.headers.get('content-security-policy');
   assert.match(csp, /default-src 'self'/);
-  assert.match(csp, /script-src 'self'(;|$)/);
+  assert.match(csp, /script-src 'self'( |;|$)/);
   assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
   assert.match(csp, /frame-ancestors 'none'/);
   assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
@@ -52,6 +53,33 @@ test('the page is served with a content security policy that forbids inline scri
   assert.doesNotMatch(r.text, /<script(?![^>]*\bsrc=)[^>]*>/, 'no inline <script> in the page');
   assert.doesNotMatch(r.text, /\son[a-z]+=/i, 'no inline event handlers');
   assert.doesNotMatch(r.text, /https?:\/\//, 'no outside address: works offline');
+});
+
+/** The policy's directives: name → sources as written. */
+function directives(policy) {
+  return Object.fromEntries(policy.split(';').map((d) => d.trim()).filter(Boolean).map((d) => {
+    const [name, ...sources] = d.split(/\s+/);
+    return [name, sources.join(' ')];
+  }));
+}
+
+test('the policy lets in exactly https://js.stripe.com, for scripts and frames, Stripe\'s API for Stripe.js\'s calls, and nothing else from outside', async (t) => {
+  const apps = [['sandbox', undefined], ['stripe', STRIPE_APP_URL]].filter(([, base]) => base !== null);
+  if (apps.length < 2) t.diagnostic('the Stripe app is not running: the sandbox app only');
+  for (const [provider, base] of apps) {
+    for (const path of ['/', '/assets/app.js', '/assets/nope.js']) {
+      const policy = directives((await call('GET', path, { base })).headers.get('content-security-policy'));
+      const where = `${provider} ${path}`;
+      assert.equal(policy['script-src'], "'self' https://js.stripe.com", where);
+      assert.equal(policy['frame-src'], 'https://js.stripe.com', where);
+      for (const [name, sources] of Object.entries(policy)) {
+        if (name === 'script-src' || name === 'frame-src' || name === 'connect-src') continue;
+        assert.doesNotMatch(sources, /https?:|\*|stripe/, `${where}: ${name} lets in nothing from outside`);
+      }
+      assert.equal(policy['connect-src'], "'self' https://api.stripe.com", where);
+      assert.equal(policy['frame-ancestors'], "'none'", where);
+    }
+  }
 });
 
 test('assets have their types; an unknown one is the API\'s JSON 404; other methods are 405', async () => {

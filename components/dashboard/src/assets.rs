@@ -50,6 +50,9 @@ pub static ALL: &[Asset] = &[
     asset!("/assets/billing.js", "assets/billing.js", JS),
     asset!("/assets/transactions.js", "assets/transactions.js", JS),
     asset!("/assets/credits.js", "assets/credits.js", JS),
+    asset!("/assets/payment-method.js", "assets/payment-method.js", JS),
+    asset!("/assets/authentication.js", "assets/authentication.js", JS),
+    asset!("/assets/stripe.js", "assets/stripe.js", JS),
     asset!("/assets/alerts.js", "assets/alerts.js", JS),
 ];
 

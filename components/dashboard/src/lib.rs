@@ -12,8 +12,14 @@ use assets::Asset;
 use http::{HeaderValue, Method, Response, StatusCode, header};
 
 /// Only our own files may run, load or be connected to; nothing may frame the page.
-const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+/// The one exception is Stripe.js, which Stripe requires to be loaded from
+/// `https://js.stripe.com` (never bundled or self-hosted) and which draws the card
+/// form and the bank's confirmation in frames from there: that origin, exactly,
+/// for scripts and frames. The page adds its script only when the account pays
+/// through Stripe.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; \
+script-src 'self' https://js.stripe.com; frame-src https://js.stripe.com; style-src 'self'; \
+img-src 'self' data:; connect-src 'self' https://api.stripe.com; object-src 'none'; base-uri 'none'; \
 frame-ancestors 'none'; form-action 'self'";
 
 /// The component's export. The SDK's macro expands to the `unsafe` ABI glue the
@@ -146,6 +152,28 @@ mod tests {
         assert!(header(&r, "content-security-policy").contains("script-src 'self'"));
         assert_eq!(header(&r, "x-content-type-options"), "nosniff");
         assert!(String::from_utf8_lossy(r.body()).contains("<script type=\"module\""));
+    }
+
+    #[test]
+    fn only_stripe_js_is_let_in_and_only_for_scripts_and_frames() {
+        let r = get("/");
+        let policy = header(&r, "content-security-policy");
+        let directive = |name: &str| {
+            policy
+                .split(';')
+                .map(str::trim)
+                .find_map(|d| d.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+                .unwrap_or_else(|| panic!("no {name} in {policy}"))
+        };
+        assert_eq!(directive("script-src"), "'self' https://js.stripe.com");
+        assert_eq!(directive("frame-src"), "https://js.stripe.com");
+        // Stripe.js calls Stripe's API from the page when it confirms.
+        assert_eq!(directive("connect-src"), "'self' https://api.stripe.com");
+        assert_eq!(policy.matches("stripe").count(), 3, "{policy}");
+        assert!(
+            !policy.contains('*') && !policy.contains("https: "),
+            "{policy}"
+        );
     }
 
     #[test]

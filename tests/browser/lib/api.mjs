@@ -3,8 +3,11 @@
 export const BASE_URL = (process.env.DASHBOARD_URL ?? 'http://127.0.0.1:3000').replace(/\/$/, '');
 export const SERVICE_TOKEN = process.env.SPIN_VARIABLE_SERVICE_TOKEN ?? 'dev-service-token';
 
-/** One request; answers `{status, body, headers}` and never throws on an HTTP error. */
-export async function call(method, path, { token, body, headers = {}, clock } = {}) {
+/**
+ * One request to the app at `base` (the one the tests run against unless said);
+ * answers `{status, body, headers}` and never throws on an HTTP error.
+ */
+export async function call(method, path, { token, body, headers = {}, clock, base = BASE_URL } = {}) {
   const init = { method, headers: { ...headers } };
   if (token) init.headers.Authorization = `Bearer ${token}`;
   if (clock) init.headers['X-Test-Clock'] = clock;
@@ -12,7 +15,7 @@ export async function call(method, path, { token, body, headers = {}, clock } = 
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
-  const response = await fetch(`${BASE_URL}${path}`, { ...init, signal: AbortSignal.timeout(15_000) });
+  const response = await fetch(`${base}${path}`, { ...init, signal: AbortSignal.timeout(15_000) });
   const text = await response.text();
   let json = null;
   try { json = JSON.parse(text); } catch { /* not JSON */ }

@@ -45,14 +45,15 @@ export function useBrowser() {
 }
 
 /**
- * A fresh browser context (own sessionStorage) and page, watched for trouble.
+ * A fresh browser context (own sessionStorage) and page, watched for trouble; `app` is
+ * the app it may talk to (the one the tests run against unless said).
  * Call `done()` at the end of a test: it asserts nothing bad happened and closes it.
  */
-export async function openPage(browser, { viewport = { width: 1280, height: 900 } } = {}) {
+export async function openPage(browser, { viewport = { width: 1280, height: 900 }, app = BASE_URL } = {}) {
   const context = await browser.newContext({ viewport, serviceWorkers: 'block' });
   context.setDefaultTimeout(10_000);
   const trouble = { dialogs: [], pageErrors: [], consoleErrors: [], external: [] };
-  const origin = new URL(BASE_URL).origin;
+  const origin = new URL(app).origin;
   // Only the app itself may be asked for anything: no CDN, no outside calls.
   await context.route('**/*', (route) => {
     const url = route.request().url();
@@ -84,9 +85,9 @@ export async function openPage(browser, { viewport = { width: 1280, height: 900 
   };
 }
 
-/** Opens the dashboard and signs in with an account key, the way a person does. */
-export async function signIn(page, key, hash = '') {
-  await page.goto(`${BASE_URL}/${hash}`);
+/** Opens the dashboard (of the app at `base`) and signs in with an account key, the way a person does. */
+export async function signIn(page, key, hash = '', base = BASE_URL) {
+  await page.goto(`${base}/${hash}`);
   await page.getByLabel('Account key').fill(key);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.locator('body[data-ready="true"]').waitFor();

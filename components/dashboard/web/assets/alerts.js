@@ -72,6 +72,16 @@ export function alertsFor(summary) {
   return alerts;
 }
 
+/**
+ * Puts the keyboard on the control with this id; when it is not shown (the payment
+ * method id field, where cards are saved with Stripe's form), on its section's heading.
+ */
+function focusTarget(id) {
+  const el = $(id);
+  if (el?.closest('[hidden]')) el.closest('section')?.querySelector('h2[tabindex]')?.focus();
+  else el?.focus();
+}
+
 /** Draws the alerts above both pages; each action opens the control that fixes it. */
 export function renderAlerts(summary) {
   const alerts = alertsFor(summary);
@@ -81,7 +91,7 @@ export function renderAlerts(summary) {
     link.addEventListener('click', () => {
       // Once the Credits page shows (on the hash change the link makes), put the
       // keyboard where the fix is.
-      const focus = () => setTimeout(() => $(alert.action.target)?.focus(), 0);
+      const focus = () => setTimeout(() => focusTarget(alert.action.target), 0);
       if (location.hash === '#/credits') focus();
       else window.addEventListener('hashchange', focus, { once: true });
     });

@@ -10,7 +10,7 @@ export const session = {
     if (value) sessionStorage.setItem(KEY, value);
     else sessionStorage.removeItem(KEY);
   },
-  /** The payment method saved in this session (the API has no GET for it). */
+  /** The payment method saved in this session (for an API without GET /api/billing/payment-method). */
   get paymentMethod() { return sessionStorage.getItem(PAYMENT_METHOD); },
   set paymentMethod(value) {
     if (value) sessionStorage.setItem(PAYMENT_METHOD, value);
@@ -22,12 +22,17 @@ export const session = {
   },
 };
 
-/** An error answer of the API: `{"error": {"code", "message"}}` plus the status. */
+/**
+ * An error answer of the API: `{"error": {"code", "message"}}` plus the status, and the
+ * `client_secret` a purchase waiting for the cardholder's bank carries (402
+ * authentication_required).
+ */
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, clientSecret = null) {
     super(message);
     this.status = status;
     this.code = code;
+    this.clientSecret = clientSecret;
   }
 }
 
@@ -50,7 +55,8 @@ async function request(method, path, { query, body, headers = {}, key = session.
   const data = await response.json().catch(() => null);
   if (!response.ok) {
     const error = data?.error;
-    throw new ApiError(response.status, error?.code ?? 'http_error', error?.message ?? `The server answered ${response.status}.`);
+    throw new ApiError(response.status, error?.code ?? 'http_error', error?.message ?? `The server answered ${response.status}.`,
+      typeof error?.client_secret === 'string' ? error.client_secret : null);
   }
   return data;
 }
@@ -79,14 +85,23 @@ export function buyPack(pack, idempotencyKey) {
 }
 
 /**
- * GET /api/billing/payment-method — `{"payment_method": "pm_..." | null}`. Not in the
- * contract (an extension of this API); callers treat 404/405 as "not known".
+ * GET /api/billing/payment-method — `{"payment_method": "pm_..." | null, "card": {...} | null}`.
+ * Not in the contract (an extension of this API); callers treat 404/405 as "not known".
  */
 export function getPaymentMethod() {
   return request('GET', '/api/billing/payment-method');
 }
 
-/** PUT /api/billing/payment-method */
+/**
+ * POST /api/billing/payment-method/setup — how a card is saved here: `{"provider":
+ * "sandbox"}`, or `{"provider": "stripe", "client_secret", "publishable_key"}` (a
+ * SetupIntent for Stripe.js).
+ */
+export function setupPaymentMethod() {
+  return request('POST', '/api/billing/payment-method/setup');
+}
+
+/** PUT /api/billing/payment-method — answers `{"payment_method", "card"}` (`card` null in the sandbox). */
 export function savePaymentMethod(paymentMethod) {
   return request('PUT', '/api/billing/payment-method', { body: { payment_method: paymentMethod } });
 }

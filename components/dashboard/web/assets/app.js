@@ -9,6 +9,7 @@ import { renderOverview, renderUsage, renderUpgradeHint, monthStats } from './bi
 import { renderAlerts } from './alerts.js';
 import { Transactions } from './transactions.js';
 import { Credits } from './credits.js';
+import { PaymentMethod } from './payment-method.js';
 
 const views = {
   billing: { title: 'Billing', view: 'view-billing', tab: 'tab-billing' },
@@ -17,6 +18,7 @@ const views = {
 
 let transactions;
 let credits;
+let paymentMethod;
 
 /** Shows the sign-in form; `reason` says why when the session ended by itself. */
 function showSignIn(reason) {
@@ -84,12 +86,15 @@ async function loadAll() {
     attempt('Transactions', () => transactions.reload()),
     attempt('Payment method', async () => {
       try {
-        credits.setServerPaymentMethod((await api.getPaymentMethod()).payment_method ?? null);
+        const saved = await api.getPaymentMethod();
+        paymentMethod.setServer(saved.payment_method ?? null, saved.card ?? null);
       } catch (error) {
         // An API without the read (it is not in the contract): show the session's.
         if (error.status !== 404 && error.status !== 405) throw error;
       }
     }),
+    // How a card is saved (Stripe's card form, or the sandbox's id field): per account.
+    attempt('Saving a payment method', () => paymentMethod.prepare()),
     attempt('Usage', async () => {
       const [byDay, byProject] = await Promise.all([api.getUsage('day'), api.getUsage('project')]);
       renderUsage(byDay, byProject, summary);
@@ -150,8 +155,10 @@ function signOut() {
 
 function start() {
   transactions = new Transactions({ onError: handleError });
+  paymentMethod = new PaymentMethod({ onError: handleError });
   credits = new Credits({
     onError: handleError,
+    paymentMethod,
     onBalanceChanged: async () => {
       try {
         await refreshSummary();

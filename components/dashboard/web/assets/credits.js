@@ -1,9 +1,11 @@
 // Settings → Billing → Credits: buy packs (with a confirmation dialog and an
-// Idempotency-Key), the payment method, and auto-recharge.
+// Idempotency-Key, and the bank's confirmation when it asks for one), and
+// auto-recharge. The payment method is payment-method.js.
 
 import * as api from './api.js';
 import { $, h, text, message } from './dom.js';
 import * as fmt from './format.js';
+import { confirmWithBank, waitForOutcome } from './authentication.js';
 
 const UPGRADE = 'Upgrading to the Pro or Team plan unlocks credit packs and auto-recharge.';
 
@@ -18,8 +20,8 @@ function purchaseError(error) {
     case 'payment_method_required':
       return 'Save a payment method below before buying credits.';
     case 'authentication_required':
-      return 'Your bank asks you to confirm this payment, which this dashboard cannot do yet: '
-        + `nothing was charged. Try another payment method. (${error.message})`;
+      return 'Your bank asks you to confirm this payment, which cannot be done here right now: '
+        + `nothing was charged. Reload the page to try again, or use another payment method. (${error.message})`;
     default:
       return `The purchase did not go through: ${error.message}`;
   }
@@ -27,13 +29,14 @@ function purchaseError(error) {
 
 /** The Credits page. */
 export class Credits {
-  constructor({ onError, onBalanceChanged }) {
+  constructor({ onError, onBalanceChanged, paymentMethod }) {
     this.onError = onError;
     this.onBalanceChanged = onBalanceChanged;
+    this.paymentMethod = paymentMethod;
     this.packs = [];
     this.summary = null;
     this.pending = null; // { pack, idempotencyKey } while the dialog is open
-    this.serverKnowsPaymentMethod = false;
+    this.confirmed = null; // the purchase the bank confirmed, while its outcome is not known
 
     $('confirm-ok').addEventListener('click', (event) => {
       event.preventDefault();
@@ -42,9 +45,8 @@ export class Credits {
     $('confirm-dialog').addEventListener('close', () => {
       this.pending = null;
     });
-    $('pm-form').addEventListener('submit', (event) => {
-      event.preventDefault();
-      this.savePaymentMethod();
+    $('purchase-check').addEventListener('click', () => {
+      if (this.confirmed) this.awaitOutcome(this.confirmed);
     });
     $('ar-form').addEventListener('submit', (event) => {
       event.preventDefault();
@@ -59,24 +61,11 @@ export class Credits {
     text('credits-balance', fmt.tokens(summary.credits.balance_tokens));
     text('credits-plan', fmt.titleCase(summary.plan.name));
     $('free-plan-note').hidden = summary.plan.name !== 'free';
-    if (summary.payment_method !== undefined) this.setServerPaymentMethod(summary.payment_method);
-    else this.showPaymentMethod();
+    if (summary.payment_method !== undefined) this.paymentMethod.setServer(summary.payment_method, summary.card);
+    else this.paymentMethod.show();
     // Don't overwrite a form someone is editing; fill it on first load only.
     if (firstTime) this.showAutoRecharge(summary.auto_recharge);
     else this.showAutoRechargeStatus(summary.auto_recharge);
-  }
-
-  /** The saved payment method as the server reports it (null: none saved). */
-  setServerPaymentMethod(value) {
-    this.serverKnowsPaymentMethod = true;
-    api.session.paymentMethod = value;
-    this.showPaymentMethod();
-  }
-
-  /** Shows the payment method: the server's if it says, else the one saved in this tab. */
-  showPaymentMethod() {
-    const fallback = this.serverKnowsPaymentMethod ? 'none saved' : 'none saved in this session';
-    text('pm-current', api.session.paymentMethod ?? fallback);
   }
 
   /** Draws the pack cards (GET /api/billing/credits/packs); the cheapest per million is marked. */
@@ -111,12 +100,11 @@ export class Credits {
 
   /** Opens the confirmation dialog for a pack. */
   askToBuy(pack) {
-    const method = api.session.paymentMethod;
     this.pending = { pack, idempotencyKey: crypto.randomUUID() };
     text('confirm-title', `Buy the ${fmt.titleCase(pack.id)} pack?`);
     text('confirm-text',
       `${fmt.tokens(pack.tokens)} tokens for ${fmt.euros(pack.price_eur)}, `
-      + `charged to ${method ? `your payment method ${method}` : 'your saved payment method'}. `
+      + `charged to ${this.paymentMethod.describe()}. `
       + 'The tokens are added to your credit balance at once.');
     message('confirm-error', '');
     $('confirm-ok').disabled = false;
@@ -143,13 +131,12 @@ export class Credits {
         ok.textContent = 'Check again';
         return;
       }
-      $('confirm-dialog').close();
-      message('purchase-message',
-        `Bought ${fmt.tokens(result.transaction.tokens)} tokens for ${fmt.euros(result.transaction.amount_eur)}. `
-        + `Your credit balance is now ${fmt.tokens(result.credits.balance_tokens)} tokens.`, 'ok');
-      text('credits-balance', fmt.tokens(result.credits.balance_tokens));
-      await this.onBalanceChanged();
+      await this.bought(result, pending);
     } catch (error) {
+      if (error.code === 'authentication_required' && error.clientSecret) {
+        await this.authenticate(pending, error);
+        return;
+      }
       if (error.code === 'network_error' || error.status >= 500) {
         // The outcome is unknown: keep the dialog, and its Idempotency-Key, for a retry
         // that cannot buy twice.
@@ -163,24 +150,60 @@ export class Credits {
     }
   }
 
-  async savePaymentMethod() {
-    const input = $('pm-input');
-    const value = input.value.trim();
-    if (!/^pm_[A-Za-z0-9_]{1,100}$/.test(value)) {
-      input.setAttribute('aria-invalid', 'true');
-      message('pm-message', 'A payment method id starts with "pm_" followed by letters, digits or underscores.', 'error');
-      input.focus();
+  /** A purchase granted (201): says so and redraws the balance. */
+  async bought(result, pending) {
+    if (this.pending === pending) $('confirm-dialog').close();
+    $('purchase-check').hidden = true;
+    message('purchase-message',
+      `Bought ${fmt.tokens(result.transaction.tokens)} tokens for ${fmt.euros(result.transaction.amount_eur)}. `
+      + `Your credit balance is now ${fmt.tokens(result.credits.balance_tokens)} tokens.`, 'ok');
+    text('credits-balance', fmt.tokens(result.credits.balance_tokens));
+    await this.onBalanceChanged();
+  }
+
+  /** The bank asks the cardholder to confirm the purchase: Stripe.js shows its check, then the outcome is awaited. */
+  async authenticate(pending, error) {
+    // The bank's check is Stripe's window over the page. Everything outside a modal
+    // dialog is inert, so the dialog closes first; progress shows under the packs.
+    $('confirm-dialog').close();
+    const amount = fmt.euros(pending.pack.price_eur);
+    const stripe = await this.paymentMethod.stripe().catch(() => null);
+    if (!stripe) {
+      message('purchase-message', purchaseError(error), 'error');
       return;
     }
-    input.removeAttribute('aria-invalid');
-    try {
-      const saved = await api.savePaymentMethod(value);
-      api.session.paymentMethod = saved.payment_method;
-      this.showPaymentMethod();
-      input.value = '';
-      message('pm-message', `Saved. Purchases and auto-recharge will use ${saved.payment_method}.`, 'ok');
-    } catch (error) {
-      if (!this.onError(error)) message('pm-message', `The payment method was not saved: ${error.message}`, 'error');
+    message('purchase-message', `Your bank asks you to confirm the payment of ${amount}. Follow the steps in the window that opens.`);
+    const problem = await confirmWithBank(stripe, error.clientSecret, api.session.paymentMethod)
+      .catch((e) => e.message);
+    if (problem) {
+      message('purchase-message',
+        `Your bank did not confirm the payment of ${amount}, so nothing was charged and your balance is unchanged. `
+        + `You can buy again to retry. (${problem})`, 'error');
+      return;
+    }
+    await this.awaitOutcome(pending);
+  }
+
+  /** After the bank confirmed: asks for the purchase again (same key) until Stripe's word has reached the API. */
+  async awaitOutcome(pending) {
+    const amount = fmt.euros(pending.pack.price_eur);
+    this.confirmed = pending;
+    $('purchase-check').hidden = true;
+    message('purchase-message', `Your bank confirmed the payment of ${amount}. Waiting for it to complete…`);
+    const outcome = await waitForOutcome(() => api.buyPack(pending.pack.id, pending.idempotencyKey));
+    if (this.confirmed !== pending) return; // a newer purchase speaks now
+    if (outcome.waiting) {
+      message('purchase-message',
+        `Your bank confirmed the payment of ${amount}, and it is still being processed. `
+        + 'Check again in a moment: this will not charge you twice.');
+      $('purchase-check').hidden = false;
+      return;
+    }
+    this.confirmed = null;
+    if (outcome.result) {
+      await this.bought(outcome.result, pending);
+    } else if (!this.onError(outcome.error)) {
+      message('purchase-message', purchaseError(outcome.error), 'error');
     }
   }
 

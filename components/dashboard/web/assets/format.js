@@ -54,3 +54,27 @@ export function titleCase(s) {
   const text = String(s ?? '');
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
+
+/** Card brands as Stripe names them ("visa") → as people write them ("Visa"). */
+const CARD_BRANDS = {
+  amex: 'American Express',
+  cartes_bancaires: 'Cartes Bancaires',
+  diners: 'Diners Club',
+  discover: 'Discover',
+  eftpos_au: 'eftpos',
+  jcb: 'JCB',
+  mastercard: 'Mastercard',
+  unionpay: 'UnionPay',
+  visa: 'Visa',
+};
+
+/** "visa" → "Visa"; an unknown brand → "Card" */
+export function cardBrand(brand) {
+  if (CARD_BRANDS[brand]) return CARD_BRANDS[brand];
+  return brand && brand !== 'unknown' ? titleCase(brand.replace(/_/g, ' ')) : 'Card';
+}
+
+/** {exp_month: 3, exp_year: 2030} → "03/2030" */
+export function cardExpiry(card) {
+  return `${String(card.exp_month).padStart(2, '0')}/${card.exp_year}`;
+}
