@@ -339,31 +339,62 @@ fn exchange(
     Ok((status, received))
 }
 
-/// Serves one request with a route group of the API, on this instance's stores.
-pub fn serve(req: &Request, group: fn(&Env<'_>, &Request) -> Response) -> Response {
-    serve_with(req, group, None)
+/// What one request (or tick) works with: the stores, each opened when first
+/// used and then kept for the work after the answer too (a second connection
+/// would parse the schema again), and the configuration.
+struct Instance {
+    db: SpinDb,
+    kv: SpinKv,
+    config: Config,
 }
 
-fn serve_with(
-    req: &Request,
-    group: fn(&Env<'_>, &Request) -> Response,
-    after: Option<&AfterAnswer>,
-) -> Response {
-    let (db, kv) = (SpinDb::default(), SpinKv::default());
-    let config = config();
-    let service_token = variables::get("service_token").ok();
-    let env = Env {
-        stores: Stores {
-            db: &db,
-            cache: &kv,
+impl Instance {
+    fn new() -> Self {
+        Self {
+            db: SpinDb::default(),
+            kv: SpinKv::default(),
+            config: config(),
+        }
+    }
+
+    fn stores(&self) -> Stores<'_> {
+        Stores {
+            db: &self.db,
+            cache: &self.kv,
             stripe: &SpinStripeTransport,
-        },
-        config: &config,
-        service_token: service_token.as_deref(),
-        test_clock: variables::get("test_clock").is_ok_and(|v| v == "true"),
-        after,
-    };
-    group(&env, req)
+        }
+    }
+
+    fn serve(
+        &self,
+        req: &Request,
+        group: fn(&Env<'_>, &Request) -> Response,
+        after: Option<&AfterAnswer>,
+    ) -> Response {
+        let service_token = variables::get("service_token").ok();
+        let env = Env {
+            stores: self.stores(),
+            config: &self.config,
+            service_token: service_token.as_deref(),
+            test_clock: variables::get("test_clock").is_ok_and(|v| v == "true"),
+            after,
+        };
+        group(&env, req)
+    }
+
+    /// Delivers what is due at `now`; a failure waits for the next request or tick.
+    fn deliver_events(&self, now: credits::Timestamp) {
+        if let Err(e) =
+            credits_service::deliver_events(self.stores(), &self.config, now, &SpinEventTransport)
+        {
+            eprintln!("event delivery: {e}");
+        }
+    }
+}
+
+/// Serves one request with a route group of the API, on this instance's stores.
+pub fn serve(req: &Request, group: fn(&Env<'_>, &Request) -> Response) -> Response {
+    Instance::new().serve(req, group, None)
 }
 
 /// Serves one request, sends the answer, then does what the request left for
@@ -375,9 +406,10 @@ pub async fn serve_then_deliver(
     out: ResponseOutparam,
     group: fn(&Env<'_>, &Request) -> Response,
 ) {
+    let instance = Instance::new();
     let after = AfterAnswer::default();
     let response = match Request::try_from_incoming_request(req).await {
-        Ok(req) => serve_with(&req, group, Some(&after)),
+        Ok(req) => instance.serve(&req, group, Some(&after)),
         Err(e) => credits_api::error_response(&credits_api::ApiError::invalid(format!(
             "unreadable request: {e:?}"
         ))),
@@ -394,13 +426,12 @@ pub async fn serve_then_deliver(
     }
     let mut deliver_at = after.deliver_events_at();
     if let Some((recharge, now)) = after.take_recharge() {
-        let (db, kv) = (SpinDb::default(), SpinKv::default());
-        let stores = Stores {
-            db: &db,
-            cache: &kv,
-            stripe: &SpinStripeTransport,
-        };
-        match credits_service::evaluate_deferred_recharge(stores, &config(), now, &recharge) {
+        match credits_service::evaluate_deferred_recharge(
+            instance.stores(),
+            &instance.config,
+            now,
+            &recharge,
+        ) {
             Ok(true) => deliver_at = Some(deliver_at.map_or(now, |at| at.max(now))),
             Ok(false) => {}
             // The next evaluation (a deduction, a check, the cron) tries again.
@@ -408,33 +439,16 @@ pub async fn serve_then_deliver(
         }
     }
     if let Some(now) = deliver_at {
-        deliver_events(now);
-    }
-}
-
-/// Delivers what is due at `now`; a failure waits for the next request or tick.
-fn deliver_events(now: credits::Timestamp) {
-    let (db, kv) = (SpinDb::default(), SpinKv::default());
-    let stores = Stores {
-        db: &db,
-        cache: &kv,
-        stripe: &SpinStripeTransport,
-    };
-    if let Err(e) = credits_service::deliver_events(stores, &config(), now, &SpinEventTransport) {
-        eprintln!("event delivery: {e}");
+        instance.deliver_events(now);
     }
 }
 
 /// The scheduled auto-recharge evaluation (the cron component's whole job), then
 /// the delivery of what is due.
 pub fn recharge_check() -> Result<RechargeReport, String> {
-    let (db, kv) = (SpinDb::default(), SpinKv::default());
-    let stores = Stores {
-        db: &db,
-        cache: &kv,
-        stripe: &SpinStripeTransport,
-    };
-    let report = credits_service::recharge_check(stores, &config()).map_err(|e| e.to_string());
-    deliver_events(SystemClock.now());
+    let instance = Instance::new();
+    let report = credits_service::recharge_check(instance.stores(), &instance.config)
+        .map_err(|e| e.to_string());
+    instance.deliver_events(SystemClock.now());
     report
 }
