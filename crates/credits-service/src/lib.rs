@@ -16,8 +16,8 @@ pub use credits_stripe::CardDisplay;
 use payments::Unconfigured;
 pub use payments::{NoNetwork, PaymentConfig, StripeConfig};
 pub use stripe_routes::{
-    PaymentSetup, WebhookOutcome, card_of, link_stripe_customer, payment_setup, stripe_webhook,
-    verify_payment_method,
+    PaymentSetup, WebhookOutcome, card_of, check_stripe_customer_free, link_stripe_customer,
+    payment_setup, stripe_webhook, verify_payment_method,
 };
 
 /// What the platform gives one request or tick.

@@ -96,6 +96,17 @@ pub fn card_of(
     }
 }
 
+/// Refuses a Stripe customer (`cus_...`) that is already another account's, before
+/// an account is created with it.
+pub fn check_stripe_customer_free(stores: Stores<'_>, customer: &str) -> Result<(), CreditsError> {
+    match StripeTables::new(stores.db).account_of_customer(customer)? {
+        Some(owner) => Err(CreditsError::Invalid(format!(
+            "stripe_customer_id {customer} is the Stripe customer of account {owner}"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Links an existing Stripe customer (`cus_...`) to a new account, whatever the
 /// provider now (it is used once Stripe is).
 pub fn link_stripe_customer(
@@ -103,7 +114,14 @@ pub fn link_stripe_customer(
     account: &AccountId,
     customer: &str,
 ) -> Result<(), CreditsError> {
-    let linked = StripeTables::new(stores.db).link_customer(account, customer)?;
+    let linked = match StripeTables::new(stores.db).link_customer(account, customer) {
+        Err(e) if e.is_unique_violation() => {
+            return Err(CreditsError::Invalid(format!(
+                "stripe_customer_id {customer} is another account's Stripe customer"
+            )));
+        }
+        other => other?,
+    };
     if linked == customer {
         Ok(())
     } else {
@@ -147,7 +165,8 @@ pub fn stripe_webhook(
     if tables.event_done(&event.id)? {
         return Ok(WebhookOutcome::Ignored);
     }
-    let applied = apply(credits, stores, stripe, &tables, event.kind)?;
+    let fresh = event.created >= now.millis().div_euclid(1000) - FRESH_EVENT_SECONDS;
+    let applied = apply(credits, stores, stripe, &tables, event.kind, fresh)?;
     tables.event_done_at(&event.id, now.millis())?;
     Ok(if applied {
         WebhookOutcome::Applied
@@ -156,6 +175,11 @@ pub fn stripe_webhook(
     })
 }
 
+/// How old a `setup_intent.succeeded` may be and still replace a saved card:
+/// Stripe's first delivery comes at once, its retries over three days, and a
+/// late retry must not bring back a card replaced or removed since.
+const FRESH_EVENT_SECONDS: i64 = 600;
+
 /// The event's effect; false if it is about nothing of ours.
 fn apply(
     credits: &Credits<'_>,
@@ -163,6 +187,7 @@ fn apply(
     stripe: &StripeConfig,
     tables: &StripeTables<'_>,
     kind: EventKind,
+    fresh: bool,
 ) -> Result<bool, CreditsError> {
     let (intent, outcome) = match kind {
         EventKind::PaymentIntentSucceeded(pi) => (pi, ChargeOutcome::Succeeded),
@@ -196,32 +221,44 @@ fn apply(
             },
         ),
         EventKind::SetupIntentSucceeded(si) => {
+            // The dashboard saves the card itself once Stripe.js confirms it;
+            // this is the backstop for a tab closed in between.
             let (Some(customer), Some(method)) = (si.customer, si.payment_method) else {
                 return Ok(false);
             };
             let Some(account) = tables.account_of_customer(&customer)? else {
                 return Ok(false);
             };
-            let account = AccountId::parse(&account)?;
-            let method = PaymentMethodId::parse(&method)?;
+            let (Ok(account), Ok(method)) =
+                (AccountId::parse(&account), PaymentMethodId::parse(&method))
+            else {
+                return Ok(false);
+            };
+            let saved = credits.payment_method(&account)?.payment_method;
+            if saved.as_deref() == Some(method.as_str()) || (saved.is_some() && !fresh) {
+                return Ok(false);
+            }
+            let config = PaymentConfig::Stripe(stripe.clone());
+            match verify_payment_method(stores, &config, &account, &method) {
+                Ok(_) => {}
+                // Not attached to the account's customer (any more): not saved.
+                Err(CreditsError::Invalid(_)) => return Ok(false),
+                Err(e) => return Err(e),
+            }
             credits.save_payment_method(&account, &method)?;
-            // Best effort: the card shows once known; the dashboard's PUT asks too.
-            let _ = verify_payment_method(
-                stores,
-                &PaymentConfig::Stripe(stripe.clone()),
-                &account,
-                &method,
-            );
             return Ok(true);
         }
         EventKind::PaymentMethodDetached(pm) => {
             let Some(customer) = pm.previous_customer else {
                 return Ok(false);
             };
-            let Some(account) = tables.account_of_customer(&customer)? else {
+            let Some(account) = tables
+                .account_of_customer(&customer)?
+                .and_then(|a| AccountId::parse(&a).ok())
+            else {
                 return Ok(false);
             };
-            return credits.forget_payment_method(&AccountId::parse(&account)?, &pm.id);
+            return credits.forget_payment_method(&account, &pm.id);
         }
         EventKind::Other(_) => return Ok(false),
     };

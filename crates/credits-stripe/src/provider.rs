@@ -71,21 +71,16 @@ impl<T: StripeTransport, C: Customers> PaymentProvider for StripePayments<T, C> 
             Ok(result) => result.into_outcome(),
             // Stripe stores a 5xx under the key and answers it to every repeat:
             // only a search can still tell whether that request charged.
-            Err(StripeError::Server { .. }) => match self.find_charge(charge.idempotency_key) {
-                Ok(Some(outcome)) => Ok(outcome),
-                Ok(None) => Err(CreditsError::ProviderUnavailable(format!(
-                    "Stripe answered 5xx and has no payment for {} yet",
-                    charge.idempotency_key
-                ))),
-                Err(e) => Err(e),
-            },
+            Err(StripeError::Server { .. }) => Ok(self
+                .find_charge(charge.idempotency_key)?
+                .unwrap_or(ChargeOutcome::NotCharged)),
             Err(e) => Err(CreditsError::ProviderUnavailable(e.to_string())),
         }
     }
 
-    /// Cancels the purchase's PaymentIntent if it still waits for the
-    /// cardholder; Stripe refuses to cancel one that succeeded meanwhile and
-    /// answers it as it is.
+    /// Cancels the purchase's PaymentIntent unless it succeeded or is
+    /// processing; Stripe refuses to cancel one that succeeded meanwhile (or was
+    /// canceled already) and answers it as it is.
     fn abandon(&self, idempotency_key: &str) -> Result<ChargeOutcome, CreditsError> {
         let unavailable = |e: StripeError| CreditsError::ProviderUnavailable(e.to_string());
         let found = self
@@ -98,7 +93,15 @@ impl<T: StripeTransport, C: Customers> PaymentProvider for StripePayments<T, C> 
                     message: credits::ABANDONED.to_owned(),
                 });
             }
-            Some(ChargeResult::AuthenticationRequired { payment_intent, .. }) => self
+            // Waiting for the cardholder, or left to confirm again after a failed
+            // check: canceled, so that its client secret can take no money later.
+            Some(
+                ChargeResult::AuthenticationRequired { payment_intent, .. }
+                | ChargeResult::Declined {
+                    payment_intent: Some(payment_intent),
+                    ..
+                },
+            ) => self
                 .client
                 .cancel_payment_intent(&payment_intent)
                 .map_err(unavailable)?,

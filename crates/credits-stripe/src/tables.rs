@@ -11,12 +11,15 @@ use crate::provider::Customers;
 use crate::transport::StripeTransport;
 
 /// The adapter's tables. `IF NOT EXISTS`: instances racing to create them agree.
-const CREATE_TABLES: [&str; 3] = [
-    // One customer per account; the first one linked stays.
+const CREATE_TABLES: [&str; 4] = [
+    // One customer per account, the first one linked stays; one account per
+    // customer, or one account could charge another's cards.
     "CREATE TABLE IF NOT EXISTS stripe_customers (
         account_id TEXT PRIMARY KEY,
         customer_id TEXT NOT NULL
     ) WITHOUT ROWID",
+    "CREATE UNIQUE INDEX IF NOT EXISTS stripe_customers_customer
+        ON stripe_customers (customer_id)",
     "CREATE TABLE IF NOT EXISTS stripe_cards (
         payment_method TEXT PRIMARY KEY,
         brand TEXT NOT NULL,
@@ -85,7 +88,7 @@ impl<'a> StripeTables<'a> {
     /// The account whose customer `customer` is, if any.
     pub fn account_of_customer(&self, customer: &str) -> Result<Option<String>, DbError> {
         let rows = self.execute(
-            "SELECT account_id FROM stripe_customers WHERE customer_id = ?1 LIMIT 1",
+            "SELECT account_id FROM stripe_customers WHERE customer_id = ?1",
             &[customer.into()],
         )?;
         rows.first()

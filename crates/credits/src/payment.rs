@@ -62,6 +62,10 @@ pub enum ChargeOutcome {
         message: String,
         client_secret: String,
     },
+    /// The provider answered under this key without charging (a stored server
+    /// error, which it repeats to every retry) and has no payment for it: once
+    /// its search has had time to catch up, nothing was charged.
+    NotCharged,
 }
 
 /// Why a charge the cardholder never confirmed was dropped.

@@ -50,6 +50,9 @@ pub(crate) struct PendingPurchase {
     pub source: PurchaseSource,
     pub payment_method: String,
     pub amount: Eur,
+    /// When it was recorded: how long its provider remembers its key, and when
+    /// "no payment found" can be believed, are counted from here.
+    pub began: Timestamp,
 }
 
 /// How a settled purchase ended, or why it has not yet.
@@ -152,6 +155,7 @@ impl Credits<'_> {
             source: PurchaseSource::Manual,
             payment_method: row.text(1)?.to_owned(),
             amount: Eur::from_cents(row.int(2)?),
+            began: self.now(),
         };
         self.answer(&pending, pack.id()).map(Replayable::fresh)
     }
@@ -192,7 +196,8 @@ impl Credits<'_> {
         idem: &Idempotency,
     ) -> Result<Option<Result<PurchaseReceipt>>> {
         let rows = self.db.execute(
-            "SELECT id, payment_method, amount_cents, status, failure_message, request_hash, pack
+            "SELECT id, payment_method, amount_cents, status, failure_message, request_hash, pack,
+                    created_at
              FROM purchases WHERE account_id = ?1 AND idempotency_key = ?2",
             &[account.as_str().into(), idem.key.as_str().into()],
         )?;
@@ -206,6 +211,7 @@ impl Credits<'_> {
             source: PurchaseSource::Manual,
             payment_method: row.text(1)?.to_owned(),
             amount: Eur::from_cents(row.int(2)?),
+            began: Timestamp::from_millis(row.int(7)?),
         };
         Ok(Some(match (row.text(3)?, row.opt_text(4)?) {
             ("failed", message) => Err(CreditsError::PaymentDeclined(
@@ -220,6 +226,12 @@ impl Credits<'_> {
     pub(crate) fn settle(&self, purchase: &PendingPurchase) -> Result<Settlement> {
         if let Some(receipt) = self.granted(&purchase.id)? {
             return Ok(Settlement::Granted(receipt));
+        }
+        // A provider forgets an idempotency key after a day: the same request
+        // then would charge again, so an older purchase is only looked up.
+        if purchase.began.millis() <= self.now().millis() - KEY_REMEMBERED_MILLIS {
+            let found = self.payments.find_charge(&purchase.id)?;
+            return self.conclude(purchase, found.unwrap_or(ChargeOutcome::NotCharged));
         }
         let outcome = self.payments.charge(&Charge {
             idempotency_key: &purchase.id,
@@ -264,6 +276,27 @@ impl Credits<'_> {
                 }
             }
             ChargeOutcome::Declined { message } => self.decline(purchase, &message, None),
+            // Believed once a provider's search has had time to catch up: then
+            // failed as canceled (no decline counted); before, still unknown.
+            ChargeOutcome::NotCharged
+                if purchase.began.millis() <= now.millis() - SEARCH_SETTLES_MILLIS =>
+            {
+                self.db.execute(
+                    "UPDATE purchases SET status = 'failed', failure_code = 'canceled',
+                            failure_message = ?2, updated_at = ?3
+                     WHERE id = ?1 AND status = 'pending'",
+                    &[
+                        purchase.id.as_str().into(),
+                        NEVER_CHARGED.into(),
+                        Value::Integer(now.millis()),
+                    ],
+                )?;
+                Ok(Settlement::Declined(NEVER_CHARGED.to_owned()))
+            }
+            ChargeOutcome::NotCharged => Err(CreditsError::ProviderUnavailable(format!(
+                "no payment found for {} yet",
+                purchase.id
+            ))),
             // Off-session nobody can confirm: an auto-recharge's decline, whose
             // code the settings' last_error shows.
             ChargeOutcome::AuthenticationRequired { message, .. }
@@ -337,31 +370,18 @@ impl Credits<'_> {
                 } else {
                     PurchaseSource::AutoRecharge
                 },
+                began: Timestamp::from_millis(row.int(6)?),
             };
             let allowed = row.int(5)? == 1;
-            let began = Timestamp::from_millis(row.int(6)?);
-            // A provider forgets an idempotency key after a day: the same request
-            // then would charge again, so an older purchase is only looked up.
-            let key_remembered = began.millis() > now.millis() - KEY_REMEMBERED_MILLIS;
-            let finished = if allowed && key_remembered {
+            let began = pending.began;
+            let finished = if allowed {
                 // Claimed first, so that no instance cancels it while it is charged.
-                let Some(claim) = self.claim(&pending.id)? else {
+                if !self.claim(&pending.id)? {
                     continue;
-                };
-                match self.settle(&pending) {
-                    // Still no outcome (a provider that stored its 5xx under the
-                    // key answers it to every repeat): what its search finds
-                    // decides, and nothing found an hour on means never charged.
-                    Err(CreditsError::ProviderUnavailable(_))
-                        if began.millis() <= now.millis() - SEARCH_SETTLES_MILLIS =>
-                    {
-                        self.settle_uncharged(&pending, began, NEVER_CHARGED, Some(claim))
-                    }
-                    other => other,
                 }
+                self.settle(&pending)
             } else {
-                let why = if allowed { NEVER_CHARGED } else { CANCELED };
-                self.settle_uncharged(&pending, began, why, None)
+                self.settle_uncharged(&pending)
             };
             // A cardholder who has not confirmed within a day never will: the
             // provider drops the charge (money taken meanwhile is granted).
@@ -426,8 +446,8 @@ impl Credits<'_> {
         outcome: ChargeOutcome,
     ) -> Result<bool> {
         let rows = self.db.execute(
-            "SELECT id, payment_method, amount_cents, account_id, source FROM purchases
-             WHERE id = ?1",
+            "SELECT id, payment_method, amount_cents, account_id, source, created_at
+             FROM purchases WHERE id = ?1",
             &[purchase_id.into()],
         )?;
         let Some(row) = rows.first() else {
@@ -443,6 +463,7 @@ impl Credits<'_> {
             } else {
                 PurchaseSource::AutoRecharge
             },
+            began: Timestamp::from_millis(row.int(5)?),
         };
         if purchase.amount != amount {
             return Ok(false);
@@ -454,35 +475,27 @@ impl Credits<'_> {
     /// Takes a pending purchase for the sweep to charge: no other sweep charges
     /// it, and none cancels it, until [`CLAIM_MILLIS`] have passed (by then this
     /// one has granted or declined it, backed off, or died; a dead one's charge is
-    /// found by the next). Answers the claim's end (`retry_at`), or `None`:
-    /// another instance has it, or it is settled.
-    fn claim(&self, purchase_id: &str) -> Result<Option<i64>> {
+    /// found by the next). False: another instance has it, or it is settled.
+    fn claim(&self, purchase_id: &str) -> Result<bool> {
         let now = self.now().millis();
-        let until = now + CLAIM_MILLIS;
         let rows = self.db.execute(
             "UPDATE purchases SET retry_at = ?2
              WHERE id = ?1 AND status = 'pending' AND (retry_at IS NULL OR retry_at <= ?3)
              RETURNING id",
             &[
                 purchase_id.into(),
-                Value::Integer(until),
+                Value::Integer(now + CLAIM_MILLIS),
                 Value::Integer(now),
             ],
         )?;
-        Ok((!rows.is_empty()).then_some(until))
+        Ok(!rows.is_empty())
     }
 
     /// Finishes a pending purchase without charging it: granted or declined if
     /// the provider charged it before (money taken is granted), canceled if it
     /// never did. A provider's search may lag behind its charges, so "never" is
     /// believed only of a purchase older than [`SEARCH_SETTLES_MILLIS`].
-    fn settle_uncharged(
-        &self,
-        purchase: &PendingPurchase,
-        began: Timestamp,
-        why: &str,
-        own_claim: Option<i64>,
-    ) -> Result<Settlement> {
+    fn settle_uncharged(&self, purchase: &PendingPurchase) -> Result<Settlement> {
         if let Some(receipt) = self.granted(&purchase.id)? {
             return Ok(Settlement::Granted(receipt));
         }
@@ -491,7 +504,7 @@ impl Credits<'_> {
                 self.note_events_due();
                 self.conclude(purchase, outcome)
             }
-            None if began.millis() <= self.now().millis() - SEARCH_SETTLES_MILLIS => {
+            None if purchase.began.millis() <= self.now().millis() - SEARCH_SETTLES_MILLIS => {
                 self.note_events_due();
                 let now = self.now().millis();
                 // Not while a sweep that found it allowed (the settings changed
@@ -499,14 +512,12 @@ impl Credits<'_> {
                 let canceled = self.db.execute(
                     "UPDATE purchases SET status = 'failed', failure_code = 'canceled',
                             failure_message = ?2, updated_at = ?3
-                     WHERE id = ?1 AND status = 'pending'
-                       AND (retry_at IS NULL OR retry_at <= ?3 OR retry_at = ?4)
+                     WHERE id = ?1 AND status = 'pending' AND (retry_at IS NULL OR retry_at <= ?3)
                      RETURNING id",
                     &[
                         purchase.id.as_str().into(),
-                        why.into(),
+                        CANCELED.into(),
                         Value::Integer(now),
-                        own_claim.into(),
                     ],
                 )?;
                 if canceled.is_empty() {
@@ -515,7 +526,7 @@ impl Credits<'_> {
                         purchase.id
                     )));
                 }
-                Ok(Settlement::Declined(why.to_owned()))
+                Ok(Settlement::Declined(CANCELED.to_owned()))
             }
             None => Err(CreditsError::ProviderUnavailable(format!(
                 "no charge found for {} yet",

@@ -290,6 +290,7 @@ impl Credits<'_> {
             source: PurchaseSource::AutoRecharge,
             payment_method: row.text(1)?.to_owned(),
             amount: Eur::from_cents(row.int(2)?),
+            began: now,
         };
         let tokens = row.tokens(3)?;
         Ok(match self.settle(&pending)? {

@@ -199,37 +199,32 @@ fn after_23_hours_a_pending_purchase_is_only_looked_up() {
 }
 
 #[test]
-fn no_outcome_and_nothing_found_an_hour_on_fails_the_purchase_as_never_charged() {
+fn a_provider_that_answered_without_charging_fails_the_purchase_an_hour_on() {
     let w = World::new();
     let acme = w.paying_account("acme", Plan::Pro, VISA);
-    let down = Remote::unreachable();
-    let _ = w.credits_paying_with(&down, |c| c.purchase(&acme, Pack::Starter, None));
+    // A stored server error under the key, and no payment found for it.
+    let stored_error = Remote::answering(Ok(ChargeOutcome::NotCharged));
+    let err = w
+        .credits_paying_with(&stored_error, |c| c.purchase(&acme, Pack::Starter, None))
+        .unwrap_err();
+    assert!(matches!(err, CreditsError::PaymentPending(_)), "{err:?}");
 
-    // Within the hour, nothing found means nothing yet: it stays pending.
+    // Within the hour a search may lag: still pending.
     w.clock.advance_ms(10 * 60_000);
     let now = w.now();
     assert_eq!(
-        w.credits_paying_with(&down, |c| c.settle_stale_purchases(now)),
+        w.credits_paying_with(&stored_error, |c| c.settle_stale_purchases(now)),
         Ok(0)
     );
     assert_eq!(
         w.count("SELECT COUNT(*) FROM purchases WHERE status = 'pending'"),
         1
     );
-    // A search that fails is no answer either.
-    w.clock.advance_ms(2 * HOUR);
-    *down.found.borrow_mut() = Err(CreditsError::ProviderUnavailable("down".into()));
-    let now = w.now();
-    assert_eq!(
-        w.credits_paying_with(&down, |c| c.settle_stale_purchases(now)),
-        Ok(0)
-    );
-    // The search answers: nothing was ever charged.
-    *down.found.borrow_mut() = Ok(None);
+    // An hour on, nothing was charged: failed as canceled (no decline counted).
     w.clock.advance_ms(2 * HOUR);
     let now = w.now();
     assert_eq!(
-        w.credits_paying_with(&down, |c| c.settle_stale_purchases(now)),
+        w.credits_paying_with(&stored_error, |c| c.settle_stale_purchases(now)),
         Ok(1)
     );
     assert_eq!(
@@ -239,6 +234,50 @@ fn no_outcome_and_nothing_found_an_hour_on_fails_the_purchase_as_never_charged()
         1
     );
     assert_eq!(w.balance(&acme), 0);
+    w.assert_books_balance();
+}
+
+#[test]
+fn a_provider_that_times_out_for_hours_never_gets_its_purchase_failed() {
+    let w = World::new();
+    let acme = w.paying_account("acme", Plan::Pro, VISA);
+    let down = Remote::unreachable();
+    let _ = w.credits_paying_with(&down, |c| c.purchase(&acme, Pack::Starter, None));
+    // Its search finds nothing either: the charge that timed out may still land.
+    for _ in 0..5 {
+        w.clock.advance_ms(2 * HOUR);
+        let now = w.now();
+        assert_eq!(
+            w.credits_paying_with(&down, |c| c.settle_stale_purchases(now)),
+            Ok(0)
+        );
+    }
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM purchases WHERE status = 'pending'"),
+        1
+    );
+    w.assert_books_balance();
+}
+
+#[test]
+fn a_client_retrying_after_23_hours_gets_a_lookup_not_a_second_charge() {
+    let w = World::new();
+    let acme = w.paying_account("acme", Plan::Pro, VISA);
+    let down = Remote::unreachable();
+    let key = support::idem("buy-1", &serde_json::json!({"pack": "starter"}));
+    let first = w.credits_paying_with(&down, |c| c.purchase(&acme, Pack::Starter, Some(&key)));
+    assert!(
+        matches!(first, Err(CreditsError::PaymentPending(_))),
+        "{first:?}"
+    );
+    assert_eq!(down.charges.get(), 1);
+
+    w.clock.advance_ms(24 * HOUR);
+    *down.found.borrow_mut() = Ok(Some(ChargeOutcome::Succeeded));
+    let again = w.credits_paying_with(&down, |c| c.purchase(&acme, Pack::Starter, Some(&key)));
+    assert!(again.is_ok(), "{again:?}");
+    assert_eq!(down.charges.get(), 1, "never charged under a forgotten key");
+    assert_eq!(w.balance(&acme), 1_000_000);
     w.assert_books_balance();
 }
 

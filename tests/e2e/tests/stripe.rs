@@ -426,6 +426,23 @@ fn cards_saved_or_removed_in_stripe_reach_the_account_by_webhook() {
     assert_eq!(r.body["payment_method"], "pm_card_mastercard", "{}", r.body);
     assert_eq!(r.body["card"]["last4"], "4444", "{}", r.body);
 
+    // A late retry of an old event does not bring back a card replaced since.
+    let mut stale: Value = serde_json::from_str(&fake_stripe::event(
+        "evt_seti_old",
+        "setup_intent.succeeded",
+        &json!({"id": "seti_0", "object": "setup_intent", "status": "succeeded",
+                "customer": customer, "payment_method": "pm_card_visa",
+                "metadata": {"account_id": "st-cards"}}),
+    ))
+    .unwrap();
+    stale["created"] = json!(fake_stripe::unix_now() - 3_600);
+    assert_eq!(deliver(&app, &stale.to_string()).status, 200);
+    let r = app
+        .call("GET", "/api/billing/payment-method")
+        .key(&key)
+        .send();
+    assert_eq!(r.body["payment_method"], "pm_card_mastercard", "{}", r.body);
+
     // Detaching a card that is not the saved one changes nothing; the saved one
     // is forgotten, so a purchase asks for a new card.
     for (id, pm) in [
@@ -488,6 +505,17 @@ fn an_existing_stripe_customer_given_at_creation_is_charged() {
         .service()
         .json(&json!({"account_id": "st-bad", "stripe_customer_id": "acct_1"}));
     assert_eq!((r.status, r.code()), (400, "invalid_request"), "{}", r.body);
+    // One account per customer, or one account could charge another's cards.
+    let r = app
+        .call("POST", "/api/admin/accounts")
+        .service()
+        .json(&json!({"account_id": "st-twin", "plan": "pro", "stripe_customer_id": customer}));
+    assert_eq!((r.status, r.code()), (400, "invalid_request"), "{}", r.body);
+    let r = app
+        .call("POST", "/api/admin/accounts")
+        .service()
+        .json(&json!({"account_id": "st-twin", "plan": "pro"}));
+    assert_eq!(r.status, 201, "nothing was created: {}", r.body);
 }
 
 #[test]
@@ -541,10 +569,13 @@ fn answers_that_make_no_sense_leave_the_purchase_pending_never_granted() {
     assert_eq!(balance(&app, &key), 1_000_000, "nothing granted on it");
     let r = buy(&app, &key, "standard", "buy-2");
     assert_eq!(r.status, 202, "still pending: {}", r.body);
-    // Once Stripe shows it succeeded, the lookup grants it.
+    // Stripe repeats that answer to the same key; once the key may be
+    // forgotten (23 hours), the lookup sees it succeeded and grants it.
     let pi = stripe.payment_intents().pop().unwrap();
     stripe.set_status(pi["id"].as_str().unwrap(), "succeeded");
     recharge_check_at(&app, &hours_later(4));
+    assert_eq!(balance(&app, &key), 1_000_000);
+    recharge_check_at(&app, &hours_later(24));
     assert_eq!(balance(&app, &key), 3_500_000);
     assert_eq!(stripe.payment_intents().len(), 2, "one PaymentIntent each");
     app.assert_ledger_matches_balance(&key);

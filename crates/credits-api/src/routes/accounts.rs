@@ -44,6 +44,9 @@ pub fn serve(env: &Env<'_>, req: &Request) -> Response {
 fn create(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, ApiError> {
     call.require_service(credits)?;
     let request = parse::<NewAccount>(&call.json_body()?)?.validate()?;
+    if let Some(customer) = &request.stripe_customer {
+        credits_service::check_stripe_customer_free(call.stores(), customer)?;
+    }
     let created = credits.create_account(&request.account, request.plan)?;
     if let Some(customer) = &request.stripe_customer {
         credits_service::link_stripe_customer(call.stores(), &request.account, customer)?;
