@@ -367,12 +367,11 @@ fn a_purchase_its_cardholder_never_confirms_is_given_up_after_a_day() {
     assert_eq!(message[0].text(0).unwrap(), credits::ABANDONED);
     assert_eq!(w.balance(&acme), 0);
     // Confirmed at the last moment after all: the money is granted.
+    let rows = credits::Database::execute(&w.db, "SELECT id FROM purchases", &[]).unwrap();
+    let id = rows[0].text(0).unwrap();
     assert_eq!(
         w.credits_paying_with(&asks, |c| c.provider_reported(
-            &credits::Database::execute(&w.db, "SELECT id FROM purchases", &[]).unwrap()[0]
-                .text(0)
-                .unwrap()
-                .to_owned(),
+            id,
             Eur::from_cents(500),
             ChargeOutcome::Succeeded
         )),
