@@ -55,6 +55,25 @@ pub(crate) struct PendingPurchase {
     pub began: Timestamp,
 }
 
+impl PendingPurchase {
+    /// From a row that starts `id, payment_method, amount_cents, account_id,
+    /// source, created_at`.
+    fn from_row(row: &crate::store::Row) -> Result<Self> {
+        Ok(Self {
+            id: row.text(0)?.to_owned(),
+            payment_method: row.text(1)?.to_owned(),
+            amount: Eur::from_cents(row.int(2)?),
+            account: AccountId::parse(row.text(3)?)?,
+            source: if row.text(4)? == "manual" {
+                PurchaseSource::Manual
+            } else {
+                PurchaseSource::AutoRecharge
+            },
+            began: Timestamp::from_millis(row.int(5)?),
+        })
+    }
+}
+
 /// How a settled purchase ended, or why it has not yet.
 pub(crate) enum Settlement {
     Granted(PurchaseReceipt),
@@ -360,19 +379,8 @@ impl Credits<'_> {
         )?;
         let mut settled = 0;
         for row in &rows {
-            let pending = PendingPurchase {
-                id: row.text(0)?.to_owned(),
-                payment_method: row.text(1)?.to_owned(),
-                amount: Eur::from_cents(row.int(2)?),
-                account: AccountId::parse(row.text(3)?)?,
-                source: if row.text(7)? == "manual" {
-                    PurchaseSource::Manual
-                } else {
-                    PurchaseSource::AutoRecharge
-                },
-                began: Timestamp::from_millis(row.int(6)?),
-            };
-            let allowed = row.int(5)? == 1;
+            let pending = PendingPurchase::from_row(row)?;
+            let allowed = row.int(7)? == 1;
             let began = pending.began;
             let finished = if allowed {
                 // Claimed first, so that no instance cancels it while it is charged.
@@ -416,7 +424,7 @@ impl Credits<'_> {
                 continue;
             }
             let wait = SWEEP_FIRST_WAIT_MILLIS
-                .saturating_mul(1 << row.int(4)?.clamp(0, 6))
+                .saturating_mul(1 << row.int(6)?.clamp(0, 6))
                 .min(SWEEP_LONGEST_WAIT_MILLIS);
             // Best effort: without it the purchase is simply tried on the next run.
             // It only ever moves later: another instance's claim stands.
@@ -453,18 +461,7 @@ impl Credits<'_> {
         let Some(row) = rows.first() else {
             return Ok(false);
         };
-        let purchase = PendingPurchase {
-            id: row.text(0)?.to_owned(),
-            payment_method: row.text(1)?.to_owned(),
-            amount: Eur::from_cents(row.int(2)?),
-            account: AccountId::parse(row.text(3)?)?,
-            source: if row.text(4)? == "manual" {
-                PurchaseSource::Manual
-            } else {
-                PurchaseSource::AutoRecharge
-            },
-            began: Timestamp::from_millis(row.int(5)?),
-        };
+        let purchase = PendingPurchase::from_row(row)?;
         if purchase.amount != amount {
             return Ok(false);
         }
@@ -540,12 +537,12 @@ impl Credits<'_> {
 /// settings still allow each: a manual one always; an auto-recharge while it is
 /// on, the plan may buy, and this month's auto-recharges (this one included)
 /// stay within the limit.
-const STALE: &str = "SELECT p.id, p.payment_method, p.amount_cents, p.account_id, p.sweep_attempts,
+const STALE: &str = "SELECT p.id, p.payment_method, p.amount_cents, p.account_id, p.source,
+        p.created_at, p.sweep_attempts,
         p.source = 'manual' OR IFNULL(a.plan <> 'free' AND s.enabled = 1
             AND (SELECT SUM(q.amount_cents) FROM purchases q
                  WHERE q.account_id = p.account_id AND q.source = 'auto_recharge'
-                   AND q.period = p.period AND q.status <> 'failed') <= s.monthly_limit_cents, 0),
-        p.created_at, p.source
+                   AND q.period = p.period AND q.status <> 'failed') <= s.monthly_limit_cents, 0)
      FROM purchases p JOIN accounts a ON a.id = p.account_id
      LEFT JOIN auto_recharge s ON s.account_id = p.account_id
      WHERE p.status = 'pending' AND p.created_at <= ?1 AND (p.retry_at IS NULL OR p.retry_at <= ?2)
