@@ -175,6 +175,18 @@ impl TestApp {
         key
     }
 
+    /// Runs the recharge check (`POST /api/internal/recharge-check`) at a test
+    /// clock time; it must answer 200.
+    pub fn recharge_check_at(&self, at: &str) -> Reply {
+        let r = self
+            .call("POST", "/api/internal/recharge-check")
+            .service()
+            .at(at)
+            .send();
+        assert_eq!(r.status, 200, "{}", r.body);
+        r
+    }
+
     /// Deducts tokens through the service route.
     pub fn deduct(&self, account: &str, tokens: u64) -> Reply {
         self.call("POST", "/api/billing/credits/deductions")

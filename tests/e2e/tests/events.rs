@@ -31,15 +31,6 @@ fn verifies(event: &Received, secret: &str) -> bool {
     mac.verify_slice(&hex::decode(v1).expect("hex")).is_ok()
 }
 
-fn recharge_check(app: &TestApp, at: &str) {
-    let r = app
-        .call("POST", "/api/internal/recharge-check")
-        .service()
-        .at(at)
-        .send();
-    assert_eq!(r.status, 200, "{}", r.body);
-}
-
 #[test]
 fn an_event_is_signed_retried_on_schedule_and_delivered_once() {
     let receiver = Receiver::start(2);
@@ -73,11 +64,11 @@ fn an_event_is_signed_retried_on_schedule_and_delivered_once() {
     );
 
     // Not due again before about a minute; then again, and after 5 more minutes.
-    recharge_check(&app, "2026-11-25T10:00:30Z");
-    recharge_check(&app, "2026-11-25T10:01:01Z");
+    app.recharge_check_at("2026-11-25T10:00:30Z");
+    app.recharge_check_at("2026-11-25T10:01:01Z");
     let _ = receiver.wait_for(2);
-    recharge_check(&app, "2026-11-25T10:03:00Z");
-    recharge_check(&app, "2026-11-25T10:06:02Z");
+    app.recharge_check_at("2026-11-25T10:03:00Z");
+    app.recharge_check_at("2026-11-25T10:06:02Z");
     let got = receiver.wait_for(3);
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(receiver.got().len(), 3, "{:?}", receiver.got());
@@ -170,7 +161,7 @@ fn racing_deductions_cross_once_and_two_instances_send_each_event_once() {
     let handles: Vec<_> = (0..6)
         .map(|i| {
             let app = Arc::clone(if i % 2 == 0 { &first } else { &second });
-            thread::spawn(move || recharge_check(&app, "2026-11-25T12:00:00Z"))
+            thread::spawn(move || app.recharge_check_at("2026-11-25T12:00:00Z"))
         })
         .collect();
     for h in handles {

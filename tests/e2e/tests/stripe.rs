@@ -95,16 +95,6 @@ fn hours_later(hours: i64) -> String {
     minutes_later(hours * 60)
 }
 
-fn recharge_check_at(app: &TestApp, at: &str) -> Reply {
-    let r = app
-        .call("POST", "/api/internal/recharge-check")
-        .service()
-        .at(at)
-        .send();
-    assert_eq!(r.status, 200, "{}", r.body);
-    r
-}
-
 #[test]
 fn a_saved_card_buys_a_pack_with_one_payment_intent() {
     let stripe = FakeStripe::start();
@@ -255,7 +245,7 @@ fn a_purchase_needing_authentication_is_granted_once_by_stripes_webhook() {
         let deliveries: Vec<_> = (0..3)
             .map(|_| s.spawn(|| deliver(&app, &payload)))
             .collect();
-        let check = s.spawn(|| recharge_check_at(&app, &at));
+        let check = s.spawn(|| app.recharge_check_at(&at));
         for delivery in deliveries {
             let r = delivery.join().unwrap();
             assert_eq!((r.status, &r.body), (200, &json!({"received": true})));
@@ -300,10 +290,10 @@ fn stripe_unreachable_leaves_the_purchase_pending_and_a_check_grants_it_once() {
     assert!(stripe.payment_intents().is_empty());
 
     stripe.set_mode(Mode::Normal);
-    let r = recharge_check_at(&app, &hours_later(1));
+    let r = app.recharge_check_at(&hours_later(1));
     assert_eq!(r.body["failed"], json!([]), "{}", r.body);
     assert_eq!(balance(&app, &key), 7_000_000);
-    recharge_check_at(&app, &hours_later(2));
+    app.recharge_check_at(&hours_later(2));
     assert_eq!(stripe.payment_intents().len(), 1, "charged once");
     assert_eq!(purchases(&app, &key).len(), 1);
     // The client's retry with its key answers the grant.
@@ -326,7 +316,7 @@ fn a_purchase_pending_for_a_day_is_found_by_search_never_charged_again() {
     stripe.set_status(pi["id"].as_str().unwrap(), "succeeded");
 
     let before = stripe.requests().len();
-    recharge_check_at(&app, &hours_later(24));
+    app.recharge_check_at(&hours_later(24));
     assert_eq!(balance(&app, &key), 1_000_000);
     let asked: Vec<String> = stripe.requests()[before..]
         .iter()
@@ -351,10 +341,10 @@ fn a_stored_stripe_error_with_no_payment_behind_it_fails_the_purchase_after_an_h
     assert_eq!(r.status, 202, "{}", r.body);
     stripe.set_mode(Mode::Normal);
     // Stripe answers the stored 500 to the same key; its search finds nothing.
-    recharge_check_at(&app, &minutes_later(10));
+    app.recharge_check_at(&minutes_later(10));
     let r = buy(&app, &key, "starter", "buy-1");
     assert_eq!(r.status, 202, "still pending within the hour: {}", r.body);
-    recharge_check_at(&app, &hours_later(2));
+    app.recharge_check_at(&hours_later(2));
     let r = buy(&app, &key, "starter", "buy-1");
     assert_eq!((r.status, r.code()), (402, "payment_failed"), "{}", r.body);
     assert_eq!(balance(&app, &key), 0);
@@ -525,7 +515,7 @@ fn a_purchase_never_confirmed_is_failed_after_a_day_and_its_payment_intent_cance
     let key = account_with_card(&app, &stripe, "st-gone", "pm_card_authenticationRequired");
     let r = buy(&app, &key, "starter", "buy-1");
     assert_eq!(r.code(), "authentication_required", "{}", r.body);
-    recharge_check_at(&app, &hours_later(2));
+    app.recharge_check_at(&hours_later(2));
     let r = buy(&app, &key, "starter", "buy-1");
     assert_eq!(
         r.code(),
@@ -534,7 +524,7 @@ fn a_purchase_never_confirmed_is_failed_after_a_day_and_its_payment_intent_cance
         r.body
     );
 
-    recharge_check_at(&app, &hours_later(25));
+    app.recharge_check_at(&hours_later(25));
     let pi = stripe.payment_intents().pop().unwrap();
     assert_eq!(pi["status"], "canceled");
     let r = buy(&app, &key, "starter", "buy-1");
@@ -556,7 +546,7 @@ fn answers_that_make_no_sense_leave_the_purchase_pending_never_granted() {
     assert_eq!(r.status, 202, "{}", r.body);
     assert_eq!(balance(&app, &key), 0);
     stripe.set_mode(Mode::Normal);
-    recharge_check_at(&app, &minutes_later(5));
+    app.recharge_check_at(&minutes_later(5));
     assert_eq!(balance(&app, &key), 1_000_000);
 
     // A status the app does not know: pending, whatever is asked again.
@@ -564,8 +554,8 @@ fn answers_that_make_no_sense_leave_the_purchase_pending_never_granted() {
     let r = buy(&app, &key, "standard", "buy-2");
     assert_eq!(r.status, 202, "{}", r.body);
     stripe.set_mode(Mode::Normal);
-    recharge_check_at(&app, &minutes_later(5));
-    recharge_check_at(&app, &hours_later(2));
+    app.recharge_check_at(&minutes_later(5));
+    app.recharge_check_at(&hours_later(2));
     assert_eq!(balance(&app, &key), 1_000_000, "nothing granted on it");
     let r = buy(&app, &key, "standard", "buy-2");
     assert_eq!(r.status, 202, "still pending: {}", r.body);
@@ -573,9 +563,9 @@ fn answers_that_make_no_sense_leave_the_purchase_pending_never_granted() {
     // forgotten (23 hours), the lookup sees it succeeded and grants it.
     let pi = stripe.payment_intents().pop().unwrap();
     stripe.set_status(pi["id"].as_str().unwrap(), "succeeded");
-    recharge_check_at(&app, &hours_later(4));
+    app.recharge_check_at(&hours_later(4));
     assert_eq!(balance(&app, &key), 1_000_000);
-    recharge_check_at(&app, &hours_later(24));
+    app.recharge_check_at(&hours_later(24));
     assert_eq!(balance(&app, &key), 3_500_000);
     assert_eq!(stripe.payment_intents().len(), 2, "one PaymentIntent each");
     app.assert_ledger_matches_balance(&key);
@@ -590,7 +580,7 @@ fn a_confirmed_purchase_whose_webhook_was_lost_is_granted_by_the_next_check() {
     assert_eq!(r.code(), "authentication_required", "{}", r.body);
     let pi = stripe.payment_intents().pop().unwrap();
     stripe.complete_authentication(pi["id"].as_str().unwrap());
-    recharge_check_at(&app, &minutes_later(2));
+    app.recharge_check_at(&minutes_later(2));
     assert_eq!(balance(&app, &key), 1_000_000);
     let r = buy(&app, &key, "starter", "buy-1");
     assert_eq!(r.status, 201, "{}", r.body);
