@@ -92,8 +92,12 @@ if (role === 'payment') {
 } else if (role === 'challenge') {
   const complete = el('button', { type: 'button' }, 'Complete authentication');
   const fail = el('button', { type: 'button', class: 'fail' }, 'Fail authentication');
-  complete.addEventListener('click', () => decide?.(true));
-  fail.addEventListener('click', () => decide?.(false));
+  // The choice lands a moment after the click, as a bank's page answers: the page
+  // removes this frame then, and a frame removed while its click is still being
+  // dispatched leaves the test's click waiting.
+  const choose = (completed) => () => setTimeout(() => decide?.(completed), 100);
+  complete.addEventListener('click', choose(true));
+  fail.addEventListener('click', choose(false));
   document.body.append(el('div', { class: 'challenge', role: 'dialog', 'aria-labelledby': 'challenge-title' },
     el('h1', { id: 'challenge-title' }, 'Confirm your payment'),
     el('p', {}, 'Your bank asks you to confirm this payment (a 3D Secure test page).'),
