@@ -57,6 +57,12 @@ impl PaymentProvider for Remote {
     }
 }
 
+/// The recharge check's sweep of pending purchases, now, over `payments`.
+fn sweep(w: &World, payments: &dyn PaymentProvider) -> Result<usize, CreditsError> {
+    let now = w.now();
+    w.credits_paying_with(payments, |c| c.settle_stale_purchases(now))
+}
+
 fn pending_id(w: &World) -> String {
     let rows = credits::Database::execute(
         &w.db,
@@ -179,19 +185,14 @@ fn after_23_hours_a_pending_purchase_is_only_looked_up() {
     // with no outcome an hour on, searches: here the search fails too).
     *down.found.borrow_mut() = Err(CreditsError::ProviderUnavailable("down".into()));
     w.clock.advance_ms(2 * HOUR);
-    let now = w.now();
-    let swept = w.credits_paying_with(&down, |c| c.settle_stale_purchases(now));
+    let swept = sweep(&w, &down);
     assert!(swept.is_ok(), "{swept:?}");
     assert_eq!(down.charges.get(), 2);
 
     // Past 23 hours: searched, never charged again; money found is granted.
     w.clock.advance_ms(22 * HOUR);
     *down.found.borrow_mut() = Ok(Some(ChargeOutcome::Succeeded));
-    let now = w.now();
-    assert_eq!(
-        w.credits_paying_with(&down, |c| c.settle_stale_purchases(now)),
-        Ok(1)
-    );
+    assert_eq!(sweep(&w, &down), Ok(1));
     assert_eq!(down.charges.get(), 2, "not charged under a forgotten key");
     assert!(down.searches.get() >= 1);
     assert_eq!(w.balance(&acme), 1_000_000);
@@ -211,22 +212,14 @@ fn a_provider_that_answered_without_charging_fails_the_purchase_an_hour_on() {
 
     // Within the hour a search may lag: still pending.
     w.clock.advance_ms(10 * 60_000);
-    let now = w.now();
-    assert_eq!(
-        w.credits_paying_with(&stored_error, |c| c.settle_stale_purchases(now)),
-        Ok(0)
-    );
+    assert_eq!(sweep(&w, &stored_error), Ok(0));
     assert_eq!(
         w.count("SELECT COUNT(*) FROM purchases WHERE status = 'pending'"),
         1
     );
     // An hour on, nothing was charged: failed as canceled (no decline counted).
     w.clock.advance_ms(2 * HOUR);
-    let now = w.now();
-    assert_eq!(
-        w.credits_paying_with(&stored_error, |c| c.settle_stale_purchases(now)),
-        Ok(1)
-    );
+    assert_eq!(sweep(&w, &stored_error), Ok(1));
     assert_eq!(
         w.count(
             "SELECT COUNT(*) FROM purchases WHERE status = 'failed' AND failure_code = 'canceled'"
@@ -246,11 +239,7 @@ fn a_provider_that_times_out_for_hours_never_gets_its_purchase_failed() {
     // Its search finds nothing either: the charge that timed out may still land.
     for _ in 0..5 {
         w.clock.advance_ms(2 * HOUR);
-        let now = w.now();
-        assert_eq!(
-            w.credits_paying_with(&down, |c| c.settle_stale_purchases(now)),
-            Ok(0)
-        );
+        assert_eq!(sweep(&w, &down), Ok(0));
     }
     assert_eq!(
         w.count("SELECT COUNT(*) FROM purchases WHERE status = 'pending'"),
@@ -345,19 +334,10 @@ fn a_purchase_its_cardholder_never_confirms_is_given_up_after_a_day() {
     let _ = w.credits_paying_with(&asks, |c| c.purchase(&acme, Pack::Starter, None));
     for hours in [2, 21] {
         w.clock.advance_ms(hours * HOUR);
-        let now = w.now();
-        assert_eq!(
-            w.credits_paying_with(&asks, |c| c.settle_stale_purchases(now)),
-            Ok(0),
-            "still waiting"
-        );
+        assert_eq!(sweep(&w, &asks), Ok(0), "still waiting");
     }
     w.clock.advance_ms(2 * HOUR);
-    let now = w.now();
-    assert_eq!(
-        w.credits_paying_with(&asks, |c| c.settle_stale_purchases(now)),
-        Ok(1)
-    );
+    assert_eq!(sweep(&w, &asks), Ok(1));
     let message = credits::Database::execute(
         &w.db,
         "SELECT failure_message FROM purchases WHERE status = 'failed'",
@@ -394,11 +374,7 @@ fn a_confirmation_whose_report_was_lost_is_found_by_the_next_check() {
     // still answers "confirm it"; the lookup shows the money.
     *asks.found.borrow_mut() = Ok(Some(ChargeOutcome::Succeeded));
     w.clock.advance_ms(2 * 60_000);
-    let now = w.now();
-    assert_eq!(
-        w.credits_paying_with(&asks, |c| c.settle_stale_purchases(now)),
-        Ok(1)
-    );
+    assert_eq!(sweep(&w, &asks), Ok(1));
     assert_eq!(w.balance(&acme), 1_000_000);
     w.assert_books_balance();
 }

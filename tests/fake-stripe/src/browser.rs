@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::{FakeStripe, Recorded, State, TestCard, error, event, missing, signature, test_card};
+use crate::{
+    FakeStripe, Recorded, State, TestCard, error, event, missing, no_such, signature, test_card,
+};
 
 /// The publishable key the server accepts from the browser.
 pub const PUBLISHABLE_KEY: &str = "pk_test_browser";
@@ -89,15 +91,6 @@ pub(crate) fn respond(state: &mut State, request: &Recorded) -> Option<(u16, Str
 
 /// The answer when the intent is unknown or the client secret is not its own:
 /// the same, so a wrong secret reveals nothing.
-fn no_such(kind: &str, id: &str) -> (u16, String) {
-    error(
-        404,
-        "invalid_request_error",
-        Some("resource_missing"),
-        &format!("No such {kind}: '{id}'"),
-    )
-}
-
 fn client_secret_matches(intent: &Value, params: &HashMap<String, String>) -> bool {
     params.get("client_secret").map(String::as_str) == intent["client_secret"].as_str()
 }
@@ -124,7 +117,7 @@ fn confirm_setup(state: &mut State, id: &str, params: &HashMap<String, String>) 
         .filter(|si| client_secret_matches(si, params))
         .cloned()
     else {
-        return no_such("setupintent", id);
+        return no_such(404, "setupintent", id);
     };
     if intent["status"] == "succeeded" {
         return error(
@@ -138,7 +131,7 @@ fn confirm_setup(state: &mut State, id: &str, params: &HashMap<String, String>) 
         return missing("payment_method");
     };
     let Some(TestCard { failure, .. }) = test_card(method) else {
-        return no_such("PaymentMethod", method);
+        return no_such(404, "PaymentMethod", method);
     };
     let mut intent = intent;
     if let Some((code @ "card_declined", decline_code)) = failure {
@@ -175,7 +168,7 @@ fn confirm_payment(state: &mut State, id: &str, params: &HashMap<String, String>
         .iter()
         .position(|pi| pi["id"] == json!(id) && client_secret_matches(pi, params))
     else {
-        return no_such("payment_intent", id);
+        return no_such(404, "payment_intent", id);
     };
     let mut intent = state.payment_intents[index].clone();
     if let Some(status @ ("succeeded" | "canceled")) = intent["status"].as_str() {
@@ -191,7 +184,7 @@ fn confirm_payment(state: &mut State, id: &str, params: &HashMap<String, String>
         .or_else(|| intent["payment_method"].as_str().map(str::to_owned))
         .unwrap_or_default();
     let Some(TestCard { failure, .. }) = test_card(&method) else {
-        return no_such("PaymentMethod", &method);
+        return no_such(404, "PaymentMethod", &method);
     };
     let owner = state.attached.get(&method);
     if owner.is_some_and(|owner| Some(owner.as_str()) != intent["customer"].as_str()) {

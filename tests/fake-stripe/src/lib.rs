@@ -455,6 +455,17 @@ fn metadata(params: &HashMap<String, String>) -> Value {
     Value::Object(map)
 }
 
+/// Stripe's `No such customer: 'cus_x'`: `400` for an id given as a parameter,
+/// `404` for one in the path.
+fn no_such(status: u16, kind: &str, id: &str) -> (u16, String) {
+    error(
+        status,
+        "invalid_request_error",
+        Some("resource_missing"),
+        &format!("No such {kind}: '{id}'"),
+    )
+}
+
 fn missing(param: &str) -> (u16, String) {
     let answer = json!({"error": {"type": "invalid_request_error", "code": "parameter_missing",
         "message": format!("Missing required param: {param}."), "param": param}});
@@ -512,12 +523,7 @@ fn route(
                 return missing("customer");
             };
             if !state.customers.contains_key(customer) {
-                return error(
-                    400,
-                    "invalid_request_error",
-                    Some("resource_missing"),
-                    &format!("No such customer: '{customer}'"),
-                );
+                return no_such(400, "customer", customer);
             }
             let id = state.id("seti");
             let answer = json!({"id": id, "object": "setup_intent", "client_secret": format!("{id}_secret_abc"),
@@ -537,12 +543,7 @@ fn route(
                              "country": "US", "funding": "credit"}});
                 (200, answer.to_string())
             }
-            None => error(
-                404,
-                "invalid_request_error",
-                Some("resource_missing"),
-                &format!("No such PaymentMethod: '{id}'"),
-            ),
+            None => no_such(404, "PaymentMethod", id),
         },
         ("POST", ["v1", "payment_intents"]) => create_payment_intent(state, params),
         ("GET", ["v1", "payment_intents", "search"]) => {
@@ -573,12 +574,7 @@ fn route(
                 .iter_mut()
                 .find(|pi| pi["id"] == json!(id))
             else {
-                return error(
-                    404,
-                    "invalid_request_error",
-                    Some("resource_missing"),
-                    &format!("No such payment_intent: '{id}'"),
-                );
+                return no_such(404, "payment_intent", id);
             };
             if matches!(pi["status"].as_str(), Some("succeeded" | "canceled")) {
                 let answer = json!({"error": {"type": "invalid_request_error", "code": "payment_intent_unexpected_state",
@@ -615,21 +611,11 @@ fn create_payment_intent(state: &mut State, params: &HashMap<String, String>) ->
     };
     let customer = &params["customer"];
     if !state.customers.contains_key(customer) {
-        return error(
-            400,
-            "invalid_request_error",
-            Some("resource_missing"),
-            &format!("No such customer: '{customer}'"),
-        );
+        return no_such(400, "customer", customer);
     }
     let payment_method = &params["payment_method"];
     let Some(TestCard { failure, .. }) = test_card(payment_method) else {
-        return error(
-            400,
-            "invalid_request_error",
-            Some("resource_missing"),
-            &format!("No such PaymentMethod: '{payment_method}'"),
-        );
+        return no_such(400, "PaymentMethod", payment_method);
     };
     let id = state.id("pi");
     let mut pi = json!({"id": id, "object": "payment_intent", "amount": amount,
