@@ -1,5 +1,5 @@
 //! Events to the platform: what happened to an account, recorded by the statement
-//! that made the change (the schema's triggers, see `schema::V4`), then delivered
+//! that made the change (the schema's triggers, see `schema::V6`), then delivered
 //! signed, at least once, retried on a schedule.
 //!
 //! The table is an outbox: a request that dies after its change still leaves the
@@ -171,10 +171,43 @@ fn retry_delay_millis(attempts: i64) -> i64 {
         * 60_000
 }
 
+/// An event's `data`. Since schema version 6 the triggers record what an event is
+/// about and leave `data` empty (JSON built in a trigger is parsed on every new
+/// connection and compiled into every deduction); it is built here, as it was
+/// then. What may change after the event (a threshold, a failure message) was
+/// recorded with it; the rest (an entry, a purchase's terms and grant) never
+/// changes. Events recorded before version 6 keep the `data` they were given.
+macro_rules! event_data {
+    () => {
+        "IIF(data <> '', data, CASE
+           WHEN type = 'credits.low' THEN json_object(
+               'balance_tokens', (SELECT credit_balance_after FROM ledger l
+                                  WHERE l.account_id = events.account_id AND l.seq = entry_seq),
+               'threshold_tokens', threshold_tokens,
+               'transaction_id', printf('tx_%012d', entry_seq))
+           WHEN type = 'credits.depleted' AND entry_seq IS NOT NULL THEN json_object(
+               'available_tokens', 0, 'transaction_id', printf('tx_%012d', entry_seq))
+           WHEN type = 'credits.depleted' THEN json_object('available_tokens', 0, 'hold_id', subject_id)
+           ELSE (SELECT json_object('purchase', json_object(
+                     'id', p.id, 'source', p.source, 'pack', p.pack, 'tokens', p.tokens,
+                     'amount_eur', printf('%d.%02d', p.amount_cents / 100, p.amount_cents % 100),
+                     'status', substr(events.type, instr(events.type, '.') + 1),
+                     'transaction_id', IIF(events.type LIKE '%.succeeded',
+                                           printf('tx_%012d', p.granted_seq), NULL),
+                     'failure_message', events.failure_message))
+                 FROM purchases p WHERE p.id = subject_id AND p.account_id = events.account_id)
+         END)"
+    };
+}
+
 /// The columns [`recorded_from_row`] reads, in this order.
 macro_rules! event_columns {
     () => {
-        "id, type, account_id, sequence, created_at, data, status, attempts, last_error"
+        concat!(
+            "id, type, account_id, sequence, created_at, ",
+            event_data!(),
+            ", status, attempts, last_error"
+        )
     };
 }
 

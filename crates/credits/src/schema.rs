@@ -125,6 +125,33 @@ pub const MIGRATIONS: &[Migration] = &[
         statements: V5,
         mark: "PRAGMA user_version = 5",
     },
+    Migration {
+        version: 6,
+        columns: &[
+            NewColumn {
+                probe: "SELECT available_after FROM ledger LIMIT 0",
+                add: "ALTER TABLE ledger ADD COLUMN available_after INTEGER",
+            },
+            NewColumn {
+                probe: "SELECT entry_seq FROM events LIMIT 0",
+                add: "ALTER TABLE events ADD COLUMN entry_seq INTEGER",
+            },
+            NewColumn {
+                probe: "SELECT subject_id FROM events LIMIT 0",
+                add: "ALTER TABLE events ADD COLUMN subject_id TEXT",
+            },
+            NewColumn {
+                probe: "SELECT threshold_tokens FROM events LIMIT 0",
+                add: "ALTER TABLE events ADD COLUMN threshold_tokens INTEGER",
+            },
+            NewColumn {
+                probe: "SELECT failure_message FROM events LIMIT 0",
+                add: "ALTER TABLE events ADD COLUMN failure_message TEXT",
+            },
+        ],
+        statements: V6,
+        mark: "PRAGMA user_version = 6",
+    },
 ];
 
 // Comments stay out of the SQL: the schema's text is parsed on every new connection.
@@ -659,6 +686,54 @@ const V5: &[&str] = &[
                NEW.updated_at, NEW.updated_at);
      END",
     "DROP TRIGGER IF EXISTS purchases_events",
+];
+
+// Leaner again: the events triggers record what an event is about (the entry, the
+// purchase or the hold, and what may change later: the threshold crossed, the
+// failure message) and leave `data` empty; `data` is built when the event is read
+// (`events::event_data`). Every new connection parses the triggers, and every
+// deduction compiles its events trigger, so the JSON is built where it is read,
+// rarely. A deduction also records what is available after it, holds counted
+// (`available_after`), so its events trigger needs no sum over the holds.
+// Each old trigger is dropped before its successor is created: where each
+// statement runs alone, an event may go unrecorded for that moment, never twice.
+// (An instance of version 5 still running after this writes deductions without
+// `available_after`, which record no `credits.depleted`.)
+const V6: &[&str] = &[
+    "DROP TRIGGER IF EXISTS deduction_events",
+    "CREATE TRIGGER IF NOT EXISTS entry_events AFTER INSERT ON ledger
+     WHEN NEW.kind = 'deduction'
+     BEGIN
+        INSERT INTO events (account_id, sequence, type, entry_seq, threshold_tokens, data,
+                            created_at, next_attempt_at)
+        SELECT NEW.account_id, (SELECT IFNULL(MAX(sequence), 0) + 1 FROM events WHERE account_id = NEW.account_id),
+               'credits.low', NEW.seq, threshold_tokens, '', NEW.created_at, NEW.created_at
+        FROM auto_recharge WHERE account_id = NEW.account_id
+          AND NEW.credit_balance_after < threshold_tokens
+          AND NEW.credit_balance_after + NEW.credit_tokens >= threshold_tokens;
+        INSERT INTO events (account_id, sequence, type, entry_seq, data, created_at, next_attempt_at)
+        SELECT NEW.account_id, (SELECT IFNULL(MAX(sequence), 0) + 1 FROM events WHERE account_id = NEW.account_id),
+               'credits.depleted', NEW.seq, '', NEW.created_at, NEW.created_at
+        WHERE NEW.available_after = 0;
+     END",
+    "DROP TRIGGER IF EXISTS purchase_outcome_events",
+    "CREATE TRIGGER IF NOT EXISTS purchase_events AFTER UPDATE OF status ON purchases
+     WHEN NEW.status IN ('succeeded', 'failed') AND OLD.status IS NOT NEW.status
+     BEGIN
+        INSERT INTO events (account_id, sequence, type, subject_id, failure_message, data,
+                            created_at, next_attempt_at)
+        VALUES (NEW.account_id, (SELECT IFNULL(MAX(sequence), 0) + 1 FROM events WHERE account_id = NEW.account_id),
+               IIF(NEW.source = 'manual', 'purchase.', 'auto_recharge.') || NEW.status,
+               NEW.id, NEW.failure_message, '', NEW.updated_at, NEW.updated_at);
+     END",
+    "DROP TRIGGER IF EXISTS holds_events",
+    "CREATE TRIGGER IF NOT EXISTS hold_events AFTER INSERT ON holds
+     WHEN NEW.answer_available = 0
+     BEGIN
+        INSERT INTO events (account_id, sequence, type, subject_id, data, created_at, next_attempt_at)
+        VALUES (NEW.account_id, (SELECT IFNULL(MAX(sequence), 0) + 1 FROM events WHERE account_id = NEW.account_id),
+                'credits.depleted', NEW.id, '', NEW.created_at, NEW.created_at);
+     END",
 ];
 
 /// The newest schema version this build knows.

@@ -13,6 +13,7 @@ use credits::{
     AccountId, Database, DeliveryOutcome, EventId, EventTransport, EventsTarget, Pack, Plan,
     SignedEvent, signature,
 };
+use serde_json::json;
 use support::rules::{DECLINED, VISA, buy, deduct, enable_recharge, method};
 use support::{World, deduction};
 
@@ -134,6 +135,118 @@ fn credits_depleted_when_nothing_is_available_holds_counted() {
     };
     w.credits_with(|c| c.create_hold(&all, None)).unwrap();
     assert_eq!(types(&w, &gamma), ["credits.depleted"]);
+}
+
+/// `(type, data)` of every recorded event of `account`, in order.
+fn data_of(w: &World, account: &AccountId) -> Vec<(String, serde_json::Value)> {
+    w.credits_with(|c| c.events(None, Some(500)))
+        .unwrap()
+        .events
+        .into_iter()
+        .filter(|e| e.event.account_id == account.as_str())
+        .map(|e| (e.event.kind, e.event.data))
+        .collect()
+}
+
+fn text(w: &World, sql: &str) -> String {
+    w.db.execute(sql, &[]).unwrap()[0]
+        .text(0)
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn each_event_carries_what_it_is_about_as_it_was_then() {
+    let w = World::new();
+    let pro = w.paying_account("pro", Plan::Pro, VISA);
+    let bought = buy(&w, &pro, Pack::Starter); // 1,000,000 credits
+    let bought_id = text(&w, "SELECT id FROM purchases WHERE status = 'succeeded'");
+    enable_recharge(&w, &pro, Pack::Starter, 600_000, "0.00"); // never buys
+    deduct(&w, &pro, 2_000_000); // the plan allocation
+    let crossing = deduct(&w, &pro, 500_000); // 500,000 credits: below the threshold
+    let last = deduct(&w, &pro, 500_000); // nothing left
+    // A threshold changed after the crossing does not change what was reported.
+    enable_recharge(&w, &pro, Pack::Starter, 900_000, "0.00");
+    w.credits_with(|c| c.save_payment_method(&pro, &method(DECLINED)))
+        .unwrap();
+    w.credits_with(|c| c.purchase(&pro, Pack::Plus, None))
+        .unwrap_err();
+    let failed_id = text(&w, "SELECT id FROM purchases WHERE status = 'failed'");
+    let message = text(
+        &w,
+        "SELECT failure_message FROM purchases WHERE status = 'failed'",
+    );
+
+    let events: Vec<_> = data_of(&w, &pro)
+        .into_iter()
+        .filter(|(t, _)| t != "auto_recharge.limit_reached")
+        .collect();
+    let expected = [
+        (
+            "purchase.succeeded",
+            json!({"purchase": {"id": bought_id, "source": "manual", "pack": "starter",
+                   "tokens": 1_000_000, "amount_eur": "5.00", "status": "succeeded",
+                   "transaction_id": bought.id().to_string(), "failure_message": null}}),
+        ),
+        (
+            "credits.low",
+            json!({"balance_tokens": 500_000, "threshold_tokens": 600_000,
+                   "transaction_id": crossing.id().to_string()}),
+        ),
+        (
+            "credits.depleted",
+            json!({"available_tokens": 0, "transaction_id": last.id().to_string()}),
+        ),
+        (
+            "purchase.failed",
+            json!({"purchase": {"id": failed_id, "source": "manual", "pack": "plus",
+                   "tokens": 7_000_000, "amount_eur": "25.00", "status": "failed",
+                   "transaction_id": null, "failure_message": message}}),
+        ),
+    ];
+    assert_eq!(
+        events,
+        expected.map(|(t, d)| (t.to_owned(), d)).to_vec(),
+        "in order, each with its data"
+    );
+
+    // A hold that takes the last tokens names the hold.
+    let free = w.account("free", Plan::Free);
+    let hold = credits::HoldRequest {
+        account: free.clone(),
+        tokens: credits::TokenAmount::new(100_000).unwrap(),
+        operation: credits::Operation::parse("chat").unwrap(),
+        resource: credits::Resource::default(),
+        lifetime: credits::HoldLifetime::new(None).unwrap(),
+    };
+    let created = w.credits_with(|c| c.create_hold(&hold, None)).unwrap();
+    let hold_id = serde_json::to_value(&created.value).unwrap()["hold"]["id"].clone();
+    assert!(hold_id.is_string(), "{hold_id}");
+    assert_eq!(
+        data_of(&w, &free),
+        [(
+            "credits.depleted".to_owned(),
+            json!({"available_tokens": 0, "hold_id": hold_id})
+        )]
+    );
+    // What is delivered is what is listed.
+    let receiver = Receiver::default();
+    w.credits_with(|c| c.deliver_events(&target(), &receiver))
+        .unwrap();
+    let delivered: Vec<serde_json::Value> = receiver
+        .got
+        .borrow()
+        .iter()
+        .map(|e| serde_json::from_str::<serde_json::Value>(&e.body).unwrap()["data"].clone())
+        .collect();
+    let listed: Vec<serde_json::Value> = w
+        .credits_with(|c| c.events(None, Some(500)))
+        .unwrap()
+        .events
+        .into_iter()
+        .map(|e| e.event.data)
+        .collect();
+    assert_eq!(delivered, listed);
 }
 
 #[test]

@@ -129,6 +129,48 @@ fn a_reported_success_grants_once_even_a_purchase_marked_failed() {
     assert_eq!(report(1000, declined), Ok(true));
     assert_eq!(w.balance(&acme), 2_500_000);
     assert_eq!(down.charges.get(), 1, "reports charge nothing");
+    // Each outcome's event says what it was then: the grant cleared the purchase's
+    // failure message, and the failure's event still carries it.
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM purchases WHERE failure_message IS NULL"),
+        1
+    );
+    let page = w.credits_with(|c| c.events(None, None)).unwrap();
+    let outcomes: Vec<_> = page
+        .events
+        .iter()
+        .map(|e| {
+            let p = &e.event.data["purchase"];
+            let tx = p["transaction_id"].as_str().map(str::to_owned);
+            (
+                e.event.kind.as_str(),
+                p["status"].clone(),
+                p["failure_message"].clone(),
+                tx,
+            )
+        })
+        .collect();
+    let granted = all_history(&w, &acme)
+        .iter()
+        .find(|t| matches!(t, Transaction::Purchase { .. }))
+        .map(|t| t.id().to_string());
+    assert_eq!(
+        outcomes,
+        [
+            (
+                "purchase.failed",
+                serde_json::json!("failed"),
+                serde_json::json!("Your card was declined."),
+                None
+            ),
+            (
+                "purchase.succeeded",
+                serde_json::json!("succeeded"),
+                serde_json::Value::Null,
+                granted
+            ),
+        ]
+    );
     w.assert_books_balance();
 }
 

@@ -110,3 +110,100 @@ fn version_4_books_upgrade_in_place_and_the_pending_purchase_is_granted_the_new_
     );
     assert!(raw.is_err(), "{raw:?}");
 }
+
+/// Version 5's books with events recorded the version-5 way (their `data` built
+/// by the triggers): acme (Pro) granted a Starter pack, then deducted to nothing.
+fn version_5_books(db: &NativeDb) {
+    for m in MIGRATIONS.iter().filter(|m| m.version <= 5) {
+        for column in m.columns {
+            db.execute(column.add, &[]).unwrap();
+        }
+        for statement in m.statements {
+            db.execute(statement, &[]).unwrap();
+        }
+        db.execute(m.mark, &[]).unwrap();
+    }
+    let noon = [credits::Value::Integer(1_764_072_000_000)]; // 2025-11-25T12:00:00Z
+    for statement in [
+        "INSERT INTO accounts (id, plan, monthly_tokens, key_hash, payment_method, created_at)
+         VALUES ('acme', 'pro', 2000000, 'hash-of-acme', 'pm_card_visa', ?1)",
+        "INSERT INTO purchases (id, account_id, source, pack, tokens, amount_cents, payment_method,
+                                status, period, created_at, updated_at)
+         VALUES ('pur_granted', 'acme', 'manual', 'starter', 1000000, 500, 'pm_card_visa',
+                 'pending', '2025-11', ?1, ?1)",
+        "UPDATE purchases SET status = 'succeeded', granted_seq = 1, updated_at = ?1
+         WHERE id = 'pur_granted'",
+        "INSERT INTO ledger (account_id, seq, kind, tokens, plan_tokens, credit_tokens, period,
+                             operation, credit_balance_after, plan_remaining_after, created_at)
+         VALUES ('acme', 2, 'deduction', 3000000, 2000000, 1000000, '2025-11', 'chat', 0, 0, ?1)",
+    ] {
+        let params: &[credits::Value] = if statement.contains("?1") { &noon } else { &[] };
+        db.execute(statement, params).unwrap();
+    }
+}
+
+#[test]
+fn version_5_events_keep_their_data_and_new_ones_are_recorded_the_version_6_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("credits.db");
+    let db = NativeDb::open(&path).unwrap();
+    version_5_books(&db);
+    let stored: Vec<(String, serde_json::Value)> = db
+        .execute("SELECT type, data FROM events ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let data = serde_json::from_str(r.text(1).unwrap()).unwrap();
+            (r.text(0).unwrap().to_owned(), data)
+        })
+        .collect();
+    assert_eq!(
+        stored.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(),
+        ["purchase.succeeded", "credits.depleted"],
+        "version 5 recorded both"
+    );
+    drop(db);
+
+    let w = World::open(&path);
+    w.clock.set("2025-11-25T12:05:00Z");
+    w.credits_with(|c| c.migrate()).unwrap();
+    assert_eq!(w.count("PRAGMA user_version"), 6);
+    let listed = |w: &World| -> Vec<(String, serde_json::Value)> {
+        w.credits_with(|c| c.events(None, None))
+            .unwrap()
+            .events
+            .into_iter()
+            .map(|e| (e.event.kind, e.event.data))
+            .collect()
+    };
+    assert_eq!(listed(&w), stored, "read as version 5 wrote them");
+
+    // A new pack, then a deduction to nothing: recorded the version 6 way (no
+    // data stored), read the same way as before.
+    let acme = credits::AccountId::parse("acme").unwrap();
+    w.credits_with(|c| c.purchase(&acme, Pack::Starter, None))
+        .unwrap();
+    let last = w
+        .credits_with(|c| c.deduct(&support::deduction(&acme, 1_000_000, None), None))
+        .unwrap()
+        .value
+        .transaction;
+    assert_eq!(w.count("SELECT COUNT(*) FROM events WHERE data = ''"), 2);
+    let events = listed(&w);
+    assert_eq!(events[..2], stored[..]);
+    assert_eq!(events[2].0, "purchase.succeeded");
+    assert_eq!(events[2].1["purchase"]["transaction_id"], "tx_000000000003");
+    assert_eq!(
+        events[3],
+        (
+            "credits.depleted".to_owned(),
+            serde_json::json!({"available_tokens": 0, "transaction_id": last.id().to_string()})
+        )
+    );
+    assert_eq!(
+        stored[1].1,
+        serde_json::json!({"available_tokens": 0, "transaction_id": "tx_000000000002"}),
+        "the same shape both ways"
+    );
+    w.assert_books_balance();
+}
