@@ -11,7 +11,8 @@
 //!     ledger rows against one with 1,000;
 //! (c) the usage report at both sizes;
 //! (d) what recording events costs a deduction that records none: the same
-//!     deductions with the events trigger and without it, alternately, in one run.
+//!     deductions with the events trigger and without it, alternately, in one run;
+//! (e) a new connection and its first statement on the schema of each version.
 
 #![allow(
     clippy::redundant_closure_for_method_calls, // `|c| c.audit()` reads better than a path
@@ -29,6 +30,7 @@ use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use credits::schema::MIGRATIONS;
 use credits::{
     AccountId, Credits, Database, DeductionRequest, Durability, FixedClock, HistoryQuery, NoCache,
     Operation, Pack, PaymentMethodId, Plan, RechargeSettings, Resource, Timestamp, TokenAmount,
@@ -175,7 +177,7 @@ fn main() {
     }
     println!(
         "    a new connection and its first statement (schema parsed): {:.1} µs",
-        micros(connection_open(&path))
+        micros(connection_open(&path, 501))
     );
 
     println!("(b) one history page (limit 50)");
@@ -228,6 +230,7 @@ fn main() {
     }
 
     events_cost(&dir.path().join("events.db"));
+    schema_versions(dir.path());
 
     println!("(c) this month's usage report, grouped by day, project and operation");
     for (name, account, rows) in [("small", &small, 1_000u64), ("big", &big, 1_000_000)] {
@@ -277,9 +280,9 @@ fn per_request(path: &Path, db: NativeDb) -> NativeDb {
 }
 
 /// What a request on Spin pays before its first statement: a new connection and
-/// the schema parsed.
-fn connection_open(path: &Path) -> Duration {
-    median(501, || {
+/// the schema parsed (median of `runs`).
+fn connection_open(path: &Path, runs: usize) -> Duration {
+    median(runs, || {
         let db = NativeDb::open(path).unwrap();
         db.execute("SELECT 1 FROM accounts WHERE id = 'none'", &[])
             .unwrap();
@@ -340,7 +343,7 @@ fn micros(d: Duration) -> f64 {
 }
 
 /// (d) Deductions that take credits on an account with a threshold they never
-/// cross: the events trigger probes the settings and the holds and records nothing. Measured
+/// cross: the events trigger probes the settings and records nothing. Measured
 /// with the trigger and without it (the schema before events), alternately.
 fn events_cost(path: &Path) {
     let db = NativeDb::open(path).unwrap();
@@ -364,13 +367,13 @@ fn events_cost(path: &Path) {
     let trigger = credits::schema::MIGRATIONS
         .iter()
         .flat_map(|m| m.statements.iter())
-        .find(|s| s.contains("TRIGGER IF NOT EXISTS deduction_events"))
+        .rfind(|s| s.contains("TRIGGER IF NOT EXISTS entry_events"))
         .expect("the events trigger");
     let (mut with, mut without) = (Vec::new(), Vec::new());
     for _ in 0..3 {
         db.execute(trigger, &[]).unwrap();
         with.push(deductions_per_second(path, &account, 1, 5_000));
-        db.execute("DROP TRIGGER deduction_events", &[]).unwrap();
+        db.execute("DROP TRIGGER entry_events", &[]).unwrap();
         without.push(deductions_per_second(path, &account, 1, 5_000));
     }
     db.execute(trigger, &[]).unwrap();
@@ -384,4 +387,54 @@ fn events_cost(path: &Path) {
         median(with),
         median(without)
     );
+}
+
+/// (e) What a new connection's schema costs at each version: a file per version,
+/// built by that version's migrations, opened and asked one statement in turn,
+/// interleaved so the machine's drift hits every version alike. Another
+/// connection stays open on each file, so no close checkpoints.
+fn schema_versions(dir: &Path) {
+    println!(
+        "(e) a new connection and its first statement, by schema version (median of 101, best of 10 interleaved rounds)"
+    );
+    let files: Vec<(i64, std::path::PathBuf, NativeDb)> = MIGRATIONS
+        .iter()
+        .map(|last| {
+            let path = dir.join(format!("schema-v{}.db", last.version));
+            let db = NativeDb::open(&path).unwrap();
+            db.execute("PRAGMA journal_mode = WAL", &[]).unwrap();
+            for m in MIGRATIONS.iter().filter(|m| m.version <= last.version) {
+                for column in m.columns {
+                    db.execute(column.add, &[]).unwrap();
+                }
+                for statement in m.statements {
+                    db.execute(statement, &[]).unwrap();
+                }
+            }
+            (last.version, path, db)
+        })
+        .collect();
+    let mut best = vec![f64::MAX; files.len()];
+    for _ in 0..10 {
+        for (i, (_, path, _)) in files.iter().enumerate() {
+            best[i] = best[i].min(micros(connection_open(path, 101)));
+        }
+    }
+    for ((version, _, db), micros) in files.iter().zip(best) {
+        let count = |kind: &str| {
+            db.execute(
+                "SELECT COUNT(*) FROM sqlite_schema WHERE type = ?1 AND sql IS NOT NULL",
+                &[kind.into()],
+            )
+            .unwrap()[0]
+                .int(0)
+                .unwrap()
+        };
+        println!(
+            "    version {version}: {micros:>6.1} µs ({} tables, {} indexes, {} triggers)",
+            count("table"),
+            count("index"),
+            count("trigger")
+        );
+    }
 }
