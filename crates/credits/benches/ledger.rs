@@ -402,15 +402,7 @@ fn schema_versions(dir: &Path) {
         .map(|last| {
             let path = dir.join(format!("schema-v{}.db", last.version));
             let db = NativeDb::open(&path).unwrap();
-            db.execute("PRAGMA journal_mode = WAL", &[]).unwrap();
-            for m in MIGRATIONS.iter().filter(|m| m.version <= last.version) {
-                for column in m.columns {
-                    db.execute(column.add, &[]).unwrap();
-                }
-                for statement in m.statements {
-                    db.execute(statement, &[]).unwrap();
-                }
-            }
+            credits::schema::migrate_to(&db, last.version).unwrap();
             (last.version, path, db)
         })
         .collect();

@@ -745,6 +745,12 @@ pub fn latest_version() -> i64 {
 /// Brings the schema up to date: switches the file to WAL (a setting the file
 /// keeps), then applies what is missing.
 pub fn migrate(db: &dyn Database) -> Result<(), DbError> {
+    migrate_to(db, latest_version())
+}
+
+/// [`migrate`], stopping at `target`: how the tests and the benchmark build the
+/// schema of an earlier version.
+pub fn migrate_to(db: &dyn Database, target: i64) -> Result<(), DbError> {
     use_write_ahead_log(db)?;
     // The version lives in the file's header, not in a table: nothing more to parse
     // per connection. A backend without it reads 0 and re-runs idempotent statements.
@@ -755,7 +761,10 @@ pub fn migrate(db: &dyn Database) -> Result<(), DbError> {
              start from a new database file",
         ));
     }
-    for migration in MIGRATIONS.iter().filter(|m| m.version > applied) {
+    for migration in MIGRATIONS
+        .iter()
+        .filter(|m| m.version > applied && m.version <= target)
+    {
         // Where the backend has transactions, the new schema appears at once: no
         // writer may see the ledger before its triggers. Where each statement runs
         // alone, the order of the statements keeps that window shut (see `V2`).

@@ -63,6 +63,19 @@ fn sweep(w: &World, payments: &dyn PaymentProvider) -> Result<usize, CreditsErro
     w.credits_paying_with(payments, |c| c.settle_stale_purchases(now))
 }
 
+/// What the provider reports of purchase `id` (for `cents`), through `payments`.
+fn report(
+    w: &World,
+    payments: &dyn PaymentProvider,
+    id: &str,
+    cents: i64,
+    outcome: ChargeOutcome,
+) -> Result<bool, CreditsError> {
+    w.credits_paying_with(payments, |c| {
+        c.provider_reported(id, Eur::from_cents(cents), outcome)
+    })
+}
+
 fn pending_id(w: &World) -> String {
     let rows = credits::Database::execute(
         &w.db,
@@ -93,20 +106,12 @@ fn a_reported_success_grants_once_even_a_purchase_marked_failed() {
         .unwrap_err();
     assert!(matches!(err, CreditsError::PaymentPending(_)), "{err:?}");
     let id = pending_id(&w);
-    let report = |amount_cents: i64, outcome: ChargeOutcome| {
-        w.credits_paying_with(&down, |c| {
-            c.provider_reported(&id, Eur::from_cents(amount_cents), outcome)
-        })
-    };
+    let report = |cents: i64, outcome: ChargeOutcome| report(&w, &down, &id, cents, outcome);
 
     // Another amount is not this purchase's payment; an unknown id is nobody's.
     assert_eq!(report(500, ChargeOutcome::Succeeded), Ok(false));
     assert_eq!(
-        w.credits_paying_with(&down, |c| c.provider_reported(
-            "pur_none",
-            Eur::from_cents(1000),
-            ChargeOutcome::Succeeded
-        )),
+        crate::report(&w, &down, "pur_none", 1000, ChargeOutcome::Succeeded),
         Ok(false)
     );
     assert_eq!(w.balance(&acme), 0);
@@ -194,21 +199,10 @@ fn a_manual_purchase_waiting_for_its_cardholder_ignores_an_authentication_failur
         message: "still".into(),
         client_secret: String::new(),
     };
-    assert_eq!(
-        w.credits_paying_with(&asks, |c| c.provider_reported(
-            &id,
-            Eur::from_cents(500),
-            waiting
-        )),
-        Ok(true)
-    );
+    assert_eq!(report(&w, &asks, &id, 500, waiting), Ok(true));
     assert_eq!(pending_id(&w), id, "still waiting");
     assert_eq!(
-        w.credits_paying_with(&asks, |c| c.provider_reported(
-            &id,
-            Eur::from_cents(500),
-            ChargeOutcome::Succeeded
-        )),
+        report(&w, &asks, &id, 500, ChargeOutcome::Succeeded),
         Ok(true)
     );
     assert_eq!(w.balance(&acme), 1_000_000);
@@ -392,11 +386,7 @@ fn a_purchase_its_cardholder_never_confirms_is_given_up_after_a_day() {
     let rows = credits::Database::execute(&w.db, "SELECT id FROM purchases", &[]).unwrap();
     let id = rows[0].text(0).unwrap();
     assert_eq!(
-        w.credits_paying_with(&asks, |c| c.provider_reported(
-            id,
-            Eur::from_cents(500),
-            ChargeOutcome::Succeeded
-        )),
+        report(&w, &asks, id, 500, ChargeOutcome::Succeeded),
         Ok(true)
     );
     assert_eq!(w.balance(&acme), 1_000_000);

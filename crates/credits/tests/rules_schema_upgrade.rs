@@ -8,7 +8,7 @@
 
 mod support;
 
-use credits::schema::MIGRATIONS;
+use credits::schema;
 use credits::{Database, Pack};
 use credits_sqlite::NativeDb;
 use support::World;
@@ -17,15 +17,7 @@ use support::World;
 /// by a raw purchase entry (version 4's grant), one deduction of 100 credit tokens,
 /// and a Standard purchase left pending after its charge.
 fn version_4_books(db: &NativeDb) {
-    for m in MIGRATIONS.iter().filter(|m| m.version <= 4) {
-        for column in m.columns {
-            db.execute(column.add, &[]).unwrap();
-        }
-        for statement in m.statements {
-            db.execute(statement, &[]).unwrap();
-        }
-        db.execute(m.mark, &[]).unwrap();
-    }
+    schema::migrate_to(db, 4).unwrap();
     let noon = 1_764_072_000_000_i64; // 2025-11-25T12:00:00Z
     for statement in [
         "INSERT INTO accounts (id, plan, monthly_tokens, key_hash, payment_method, created_at)
@@ -114,15 +106,7 @@ fn version_4_books_upgrade_in_place_and_the_pending_purchase_is_granted_the_new_
 /// Version 5's books with events recorded the version-5 way (their `data` built
 /// by the triggers): acme (Pro) granted a Starter pack, then deducted to nothing.
 fn version_5_books(db: &NativeDb) {
-    for m in MIGRATIONS.iter().filter(|m| m.version <= 5) {
-        for column in m.columns {
-            db.execute(column.add, &[]).unwrap();
-        }
-        for statement in m.statements {
-            db.execute(statement, &[]).unwrap();
-        }
-        db.execute(m.mark, &[]).unwrap();
-    }
+    schema::migrate_to(db, 5).unwrap();
     let noon = [credits::Value::Integer(1_764_072_000_000)]; // 2025-11-25T12:00:00Z
     for statement in [
         "INSERT INTO accounts (id, plan, monthly_tokens, key_hash, payment_method, created_at)
