@@ -42,6 +42,11 @@ pub struct Migration {
     pub statements: &'static [&'static str],
     /// `PRAGMA user_version = <version>` (a pragma takes no parameters).
     pub mark: &'static str,
+    /// The object this version's last `CREATE` makes. A backend without
+    /// `user_version` finds where it stands by which of these exist, newest first,
+    /// instead of running every statement again (which would bring back, for a
+    /// moment, triggers later versions replaced).
+    pub marker: &'static str,
 }
 
 /// A column added to an existing table. `ALTER TABLE ... ADD COLUMN` has no
@@ -91,6 +96,7 @@ pub const MIGRATIONS: &[Migration] = &[
         columns: &[],
         statements: V2,
         mark: "PRAGMA user_version = 2",
+        marker: "accounts_balance_follows_ledger",
     },
     Migration {
         version: 3,
@@ -100,6 +106,7 @@ pub const MIGRATIONS: &[Migration] = &[
         }],
         statements: V3,
         mark: "PRAGMA user_version = 3",
+        marker: "holds_by_key",
     },
     Migration {
         version: 4,
@@ -115,6 +122,7 @@ pub const MIGRATIONS: &[Migration] = &[
         ],
         statements: V4,
         mark: "PRAGMA user_version = 4",
+        marker: "auto_recharge_events",
     },
     Migration {
         version: 5,
@@ -124,6 +132,7 @@ pub const MIGRATIONS: &[Migration] = &[
         }],
         statements: V5,
         mark: "PRAGMA user_version = 5",
+        marker: "purchase_outcome_events",
     },
     Migration {
         version: 6,
@@ -151,6 +160,7 @@ pub const MIGRATIONS: &[Migration] = &[
         ],
         statements: V6,
         mark: "PRAGMA user_version = 6",
+        marker: "hold_events",
     },
 ];
 
@@ -698,8 +708,12 @@ const V5: &[&str] = &[
 // Each old trigger is dropped before its successor is created: where each
 // statement runs alone, an event may go unrecorded for that moment, never twice.
 // (An instance of version 5 still running after this writes deductions without
-// `available_after`, which record no `credits.depleted`.)
+// `available_after`, which record no `credits.depleted`, and cannot read the
+// events recorded this way: it leaves them to the new instances. README,
+// "Upgrading from schema v5".)
 const V6: &[&str] = &[
+    // What version 5 dropped after its marker, should it have stopped in between.
+    "DROP TRIGGER IF EXISTS purchases_events",
     "DROP TRIGGER IF EXISTS deduction_events",
     "CREATE TRIGGER IF NOT EXISTS entry_events AFTER INSERT ON ledger
      WHEN NEW.kind = 'deduction'
@@ -753,14 +767,14 @@ pub fn migrate(db: &dyn Database) -> Result<(), DbError> {
 pub fn migrate_to(db: &dyn Database, target: i64) -> Result<(), DbError> {
     use_write_ahead_log(db)?;
     // The version lives in the file's header, not in a table: nothing more to parse
-    // per connection. A backend without it reads 0 and re-runs idempotent statements.
-    let applied = version(db);
-    if applied == 0 && has_pre_release_schema(db)? {
+    // per connection. A backend without it goes by the markers (see `version`).
+    if recorded_version(db) == 0 && has_pre_release_schema(db)? {
         return Err(DbError::other(
             "this database has the pre-release schema (version 1), which is not upgraded; \
              start from a new database file",
         ));
     }
+    let applied = version(db);
     for migration in MIGRATIONS
         .iter()
         .filter(|m| m.version > applied && m.version <= target)
@@ -790,8 +804,8 @@ pub fn migrate_to(db: &dyn Database, target: i64) -> Result<(), DbError> {
             }
             return Err(e);
         }
-        // Without user_version (a remote backend), the next migration re-runs the
-        // statements, which change nothing the second time.
+        // Without user_version (a remote backend), the next migration finds this
+        // version by its marker.
         let _ = db.execute(migration.mark, &[]);
         if atomic {
             db.execute("COMMIT", &[])?;
@@ -800,8 +814,28 @@ pub fn migrate_to(db: &dyn Database, target: i64) -> Result<(), DbError> {
     Ok(())
 }
 
-/// The schema version in the file's header; 0 for a new file or a backend without it.
+/// The schema version in the file's header; on a backend without it (or a new
+/// file), the newest version whose marker exists, 0 if none.
 fn version(db: &dyn Database) -> i64 {
+    let recorded = recorded_version(db);
+    if recorded > 0 {
+        return recorded;
+    }
+    MIGRATIONS
+        .iter()
+        .rev()
+        .find(|m| {
+            db.execute(
+                "SELECT 1 FROM sqlite_schema WHERE name = ?1",
+                &[m.marker.into()],
+            )
+            .is_ok_and(|rows| !rows.is_empty())
+        })
+        .map_or(0, |m| m.version)
+}
+
+/// `PRAGMA user_version`; 0 for a new file or a backend without it.
+fn recorded_version(db: &dyn Database) -> i64 {
     db.execute("PRAGMA user_version", &[])
         .ok()
         .and_then(|rows| rows.first().and_then(|r| r.int(0).ok()))

@@ -191,3 +191,228 @@ fn version_5_events_keep_their_data_and_new_ones_are_recorded_the_version_6_way(
     );
     w.assert_books_balance();
 }
+
+/// A backend as remote libSQL may be: no `PRAGMA user_version`, no transactions
+/// (each statement runs alone). It records the statements that change the schema.
+struct WithoutUserVersion<'a> {
+    db: &'a NativeDb,
+    schema_changes: std::cell::RefCell<Vec<String>>,
+}
+
+impl Database for WithoutUserVersion<'_> {
+    fn execute(
+        &self,
+        sql: &str,
+        params: &[credits::Value],
+    ) -> Result<Vec<credits::Row>, credits::DbError> {
+        if sql.starts_with("PRAGMA user_version") || sql.starts_with("BEGIN") {
+            return Err(credits::DbError::other("not supported here"));
+        }
+        if ["CREATE", "DROP", "ALTER"]
+            .iter()
+            .any(|k| sql.starts_with(k))
+        {
+            self.schema_changes.borrow_mut().push(sql.to_owned());
+        }
+        self.db.execute(sql, params)
+    }
+}
+
+fn triggers(db: &NativeDb) -> Vec<String> {
+    db.execute(
+        "SELECT name FROM sqlite_schema WHERE type = 'trigger' ORDER BY name",
+        &[],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| r.text(0).unwrap().to_owned())
+    .collect()
+}
+
+#[test]
+fn without_user_version_a_migration_finds_where_it_stands_and_never_brings_back_replaced_triggers()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("credits.db");
+    let native = NativeDb::open(&path).unwrap();
+    let remote = WithoutUserVersion {
+        db: &native,
+        schema_changes: std::cell::RefCell::default(),
+    };
+    schema::migrate(&remote).unwrap();
+    let latest = triggers(&native);
+    for replaced in [
+        "deduction_events",
+        "purchase_outcome_events",
+        "holds_events",
+    ] {
+        assert!(
+            !latest.iter().any(|t| t == replaced),
+            "{replaced}: {latest:?}"
+        );
+    }
+    // Migrating again (a statement found a column missing, say) changes nothing:
+    // no replaced trigger comes back, not even for a moment.
+    remote.schema_changes.borrow_mut().clear();
+    schema::migrate(&remote).unwrap();
+    assert_eq!(*remote.schema_changes.borrow(), Vec::<String>::new());
+    assert_eq!(triggers(&native), latest);
+
+    // A version 5 database on such a backend runs version 6 only.
+    let path = dir.path().join("v5.db");
+    let native = NativeDb::open(&path).unwrap();
+    schema::migrate_to(&native, 5).unwrap();
+    native.execute("PRAGMA user_version = 0", &[]).unwrap();
+    let remote = WithoutUserVersion {
+        db: &native,
+        schema_changes: std::cell::RefCell::default(),
+    };
+    schema::migrate(&remote).unwrap();
+    let version_6 = schema::MIGRATIONS.last().unwrap();
+    let ran = remote.schema_changes.borrow();
+    let expected: Vec<&str> = version_6
+        .columns
+        .iter()
+        .map(|c| c.add)
+        .chain(version_6.statements.iter().copied())
+        .collect();
+    assert_eq!(*ran, expected);
+    assert_eq!(triggers(&native), latest);
+}
+
+/// The same history written by raw statements (the triggers record the events),
+/// on a version 5 file and on a version 6 file. `available_after` is what the
+/// version 6 deduction statement computes; version 5 has no such column.
+fn raw_history(db: &NativeDb, version_6: bool) {
+    let noon = [credits::Value::Integer(1_764_072_000_000)]; // 2025-11-25T12:00:00Z
+    let run = |sql: &str| {
+        let params: &[credits::Value] = if sql.contains("?1") { &noon } else { &[] };
+        db.execute(sql, params).unwrap();
+    };
+    // seq, plan tokens, credit tokens, credit balance after, available after.
+    let deduct = |seq: i64, plan: i64, credit: i64, after: i64, available: i64| {
+        let params = [
+            credits::Value::Integer(1_764_072_000_000),
+            credits::Value::Integer(seq),
+            credits::Value::Integer(plan),
+            credits::Value::Integer(credit),
+            credits::Value::Integer(after),
+            credits::Value::Integer(available),
+        ];
+        let sql = if version_6 {
+            "INSERT INTO ledger (account_id, seq, kind, tokens, plan_tokens, credit_tokens, period,
+                                 operation, credit_balance_after, plan_remaining_after,
+                                 available_after, created_at)
+             VALUES ('acme', ?2, 'deduction', ?3 + ?4, ?3, ?4, '2025-11', 'chat', ?5, 0, ?6, ?1)"
+        } else {
+            "INSERT INTO ledger (account_id, seq, kind, tokens, plan_tokens, credit_tokens, period,
+                                 operation, credit_balance_after, plan_remaining_after, created_at)
+             VALUES ('acme', ?2, 'deduction', ?3 + ?4, ?3, ?4, '2025-11', 'chat', ?5, 0, ?1)"
+        };
+        db.execute(sql, &params[..if version_6 { 6 } else { 5 }])
+            .unwrap();
+    };
+    let purchase = |id: &str, source: &str| {
+        db.execute(
+            "INSERT INTO purchases (id, account_id, source, pack, tokens, amount_cents, payment_method,
+                                    status, period, created_at, updated_at)
+             VALUES (?2, 'acme', ?3, 'starter', 1000000, 500, 'pm_card_visa', 'pending', '2025-11', ?1, ?1)",
+            &[noon[0].clone(), id.into(), source.into()],
+        )
+        .unwrap();
+    };
+    let fail = |id: &str, message: &str| {
+        db.execute(
+            "UPDATE purchases SET status = 'failed', failure_message = ?3, updated_at = ?1 WHERE id = ?2",
+            &[noon[0].clone(), id.into(), message.into()],
+        )
+        .unwrap();
+    };
+    let grant = |id: &str, seq: i64| {
+        db.execute(
+            "UPDATE purchases SET status = 'succeeded', granted_seq = ?3, failure_message = NULL,
+                                  updated_at = ?1 WHERE id = ?2",
+            &[noon[0].clone(), id.into(), credits::Value::Integer(seq)],
+        )
+        .unwrap();
+    };
+    run(
+        "INSERT INTO accounts (id, plan, monthly_tokens, key_hash, payment_method, created_at)
+         VALUES ('acme', 'pro', 2000000, 'hash-of-acme', 'pm_card_visa', ?1)",
+    );
+    purchase("pur_bought", "manual");
+    grant("pur_bought", 1); // purchase.succeeded
+    run(
+        "INSERT INTO auto_recharge (account_id, enabled, pack, pack_tokens, pack_price_cents,
+                                    threshold_tokens, monthly_limit_cents)
+         VALUES ('acme', 1, 'starter', 1000000, 500, 600000, 5000)",
+    );
+    deduct(2, 2_000_000, 0, 1_000_000, 1_000_000); // the plan: nothing recorded
+    deduct(3, 0, 500_000, 500_000, 500_000); // credits.low
+    run("UPDATE auto_recharge SET threshold_tokens = 900000 WHERE account_id = 'acme'");
+    deduct(4, 0, 500_000, 0, 0); // credits.depleted
+    purchase("pur_late", "manual");
+    fail("pur_late", "Your card was declined."); // purchase.failed
+    grant("pur_late", 5); // purchase.succeeded: the money came after all
+    for id in ["pur_auto_1", "pur_auto_2", "pur_auto_3"] {
+        purchase(id, "auto_recharge");
+        fail(id, "Insufficient funds."); // auto_recharge.failed; the third disables
+    }
+    run(
+        "INSERT INTO holds (account_id, id, tokens, plan_tokens, credit_tokens, period, operation,
+                            status, expires_at, created_at, answer_available)
+         VALUES ('acme', 'hold_last', 1000000, 0, 1000000, '2025-11', 'chat', 'held',
+                 ?1 + 3600000, ?1, 0)",
+    ); // credits.depleted by a hold
+}
+
+#[test]
+fn version_6_reads_every_event_as_version_5_stored_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = NativeDb::open(&dir.path().join("v5.db")).unwrap();
+    schema::migrate_to(&old, 5).unwrap();
+    raw_history(&old, false);
+    let stored: Vec<(String, serde_json::Value)> = old
+        .execute("SELECT type, data FROM events ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let data = serde_json::from_str(r.text(1).unwrap()).unwrap();
+            (r.text(0).unwrap().to_owned(), data)
+        })
+        .collect();
+
+    let path = dir.path().join("v6.db");
+    schema::migrate(&NativeDb::open(&path).unwrap()).unwrap();
+    raw_history(&NativeDb::open(&path).unwrap(), true);
+    let w = World::open(&path);
+    let read: Vec<(String, serde_json::Value)> = w
+        .credits_with(|c| c.events(None, None))
+        .unwrap()
+        .events
+        .into_iter()
+        .map(|e| (e.event.kind, e.event.data))
+        .collect();
+    let kinds: Vec<&str> = stored.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "purchase.succeeded",
+            "credits.low",
+            "credits.depleted",
+            "purchase.failed",
+            "purchase.succeeded",
+            "auto_recharge.failed",
+            "auto_recharge.failed",
+            "auto_recharge.failed",
+            "auto_recharge.disabled",
+            "credits.depleted",
+        ]
+    );
+    assert_eq!(read, stored);
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM events WHERE data = ''"),
+        9,
+        "all but auto_recharge.disabled built when read"
+    );
+}
