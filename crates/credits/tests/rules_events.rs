@@ -17,14 +17,22 @@ use serde_json::json;
 use support::rules::{DECLINED, VISA, buy, deduct, enable_recharge, method};
 use support::{World, deduction};
 
-/// `(type, sequence)` of every recorded event of `account`, in order.
-fn events_of(w: &World, account: &AccountId) -> Vec<(String, i64)> {
+/// Every recorded event of `account`, in order.
+fn recorded(w: &World, account: &AccountId) -> Vec<credits::Event> {
     w.credits_with(|c| c.events(None, Some(500)))
         .unwrap()
         .events
         .into_iter()
-        .filter(|e| e.event.account_id == account.as_str())
-        .map(|e| (e.event.kind, e.event.sequence))
+        .map(|e| e.event)
+        .filter(|e| e.account_id == account.as_str())
+        .collect()
+}
+
+/// `(type, sequence)` of every recorded event of `account`, in order.
+fn events_of(w: &World, account: &AccountId) -> Vec<(String, i64)> {
+    recorded(w, account)
+        .into_iter()
+        .map(|e| (e.kind, e.sequence))
         .collect()
 }
 
@@ -139,12 +147,9 @@ fn credits_depleted_when_nothing_is_available_holds_counted() {
 
 /// `(type, data)` of every recorded event of `account`, in order.
 fn data_of(w: &World, account: &AccountId) -> Vec<(String, serde_json::Value)> {
-    w.credits_with(|c| c.events(None, Some(500)))
-        .unwrap()
-        .events
+    recorded(w, account)
         .into_iter()
-        .filter(|e| e.event.account_id == account.as_str())
-        .map(|e| (e.event.kind, e.event.data))
+        .map(|e| (e.kind, e.data))
         .collect()
 }
 

@@ -103,6 +103,28 @@ fn version_4_books_upgrade_in_place_and_the_pending_purchase_is_granted_the_new_
     assert!(raw.is_err(), "{raw:?}");
 }
 
+/// `(type, data)` of every event, as the table stores them.
+fn stored_events(db: &NativeDb) -> Vec<(String, serde_json::Value)> {
+    db.execute("SELECT type, data FROM events ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let data = serde_json::from_str(r.text(1).unwrap()).unwrap();
+            (r.text(0).unwrap().to_owned(), data)
+        })
+        .collect()
+}
+
+/// `(type, data)` of every event, as the service lists them.
+fn listed(w: &World) -> Vec<(String, serde_json::Value)> {
+    w.credits_with(|c| c.events(None, None))
+        .unwrap()
+        .events
+        .into_iter()
+        .map(|e| (e.event.kind, e.event.data))
+        .collect()
+}
+
 /// Version 5's books with events recorded the version-5 way (their `data` built
 /// by the triggers): acme (Pro) granted a Starter pack, then deducted to nothing.
 fn version_5_books(db: &NativeDb) {
@@ -132,15 +154,7 @@ fn version_5_events_keep_their_data_and_new_ones_are_recorded_the_version_6_way(
     let path = dir.path().join("credits.db");
     let db = NativeDb::open(&path).unwrap();
     version_5_books(&db);
-    let stored: Vec<(String, serde_json::Value)> = db
-        .execute("SELECT type, data FROM events ORDER BY id", &[])
-        .unwrap()
-        .iter()
-        .map(|r| {
-            let data = serde_json::from_str(r.text(1).unwrap()).unwrap();
-            (r.text(0).unwrap().to_owned(), data)
-        })
-        .collect();
+    let stored = stored_events(&db);
     assert_eq!(
         stored.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(),
         ["purchase.succeeded", "credits.depleted"],
@@ -152,14 +166,6 @@ fn version_5_events_keep_their_data_and_new_ones_are_recorded_the_version_6_way(
     w.clock.set("2025-11-25T12:05:00Z");
     w.credits_with(|c| c.migrate()).unwrap();
     assert_eq!(w.count("PRAGMA user_version"), 6);
-    let listed = |w: &World| -> Vec<(String, serde_json::Value)> {
-        w.credits_with(|c| c.events(None, None))
-            .unwrap()
-            .events
-            .into_iter()
-            .map(|e| (e.event.kind, e.event.data))
-            .collect()
-    };
     assert_eq!(listed(&w), stored, "read as version 5 wrote them");
 
     // A new pack, then a deduction to nothing: recorded the version 6 way (no
@@ -372,27 +378,13 @@ fn version_6_reads_every_event_as_version_5_stored_it() {
     let old = NativeDb::open(&dir.path().join("v5.db")).unwrap();
     schema::migrate_to(&old, 5).unwrap();
     raw_history(&old, false);
-    let stored: Vec<(String, serde_json::Value)> = old
-        .execute("SELECT type, data FROM events ORDER BY id", &[])
-        .unwrap()
-        .iter()
-        .map(|r| {
-            let data = serde_json::from_str(r.text(1).unwrap()).unwrap();
-            (r.text(0).unwrap().to_owned(), data)
-        })
-        .collect();
+    let stored = stored_events(&old);
 
     let path = dir.path().join("v6.db");
     schema::migrate(&NativeDb::open(&path).unwrap()).unwrap();
     raw_history(&NativeDb::open(&path).unwrap(), true);
     let w = World::open(&path);
-    let read: Vec<(String, serde_json::Value)> = w
-        .credits_with(|c| c.events(None, None))
-        .unwrap()
-        .events
-        .into_iter()
-        .map(|e| (e.event.kind, e.event.data))
-        .collect();
+    let read = listed(&w);
     let kinds: Vec<&str> = stored.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(
         kinds,
