@@ -13,12 +13,21 @@ use credits::{Database, Pack};
 use credits_sqlite::NativeDb;
 use support::World;
 
+/// 2025-11-25T12:00:00Z, when the books below were written.
+const NOON: i64 = 1_764_072_000_000;
+
+/// Runs `sql` with `?1` bound to [`NOON`] if it names it.
+fn at_noon(db: &NativeDb, sql: &str) {
+    let noon = [credits::Value::Integer(NOON)];
+    let params: &[credits::Value] = if sql.contains("?1") { &noon } else { &[] };
+    db.execute(sql, params).unwrap();
+}
+
 /// Version 4's books, written the version-4 way: acme (Pro) granted a Starter pack
 /// by a raw purchase entry (version 4's grant), one deduction of 100 credit tokens,
 /// and a Standard purchase left pending after its charge.
 fn version_4_books(db: &NativeDb) {
     schema::migrate_to(db, 4).unwrap();
-    let noon = 1_764_072_000_000_i64; // 2025-11-25T12:00:00Z
     for statement in [
         "INSERT INTO accounts (id, plan, monthly_tokens, key_hash, payment_method, created_at)
          VALUES ('acme', 'pro', 2000000, 'hash-of-acme', 'pm_card_visa', ?1)",
@@ -43,8 +52,7 @@ fn version_4_books(db: &NativeDb) {
         "INSERT INTO sandbox_charges VALUES ('pu_granted', 'pm_card_visa', 500, 'succeeded', ?1),
                                             ('pu_pending', 'pm_card_visa', 1000, 'succeeded', ?1)",
     ] {
-        let params: &[credits::Value] = if statement.contains("?1") { &[credits::Value::Integer(noon)] } else { &[] };
-        db.execute(statement, params).unwrap();
+        at_noon(db, statement);
     }
     let granted = db
         .execute(
@@ -129,7 +137,6 @@ fn listed(w: &World) -> Vec<(String, serde_json::Value)> {
 /// by the triggers): acme (Pro) granted a Starter pack, then deducted to nothing.
 fn version_5_books(db: &NativeDb) {
     schema::migrate_to(db, 5).unwrap();
-    let noon = [credits::Value::Integer(1_764_072_000_000)]; // 2025-11-25T12:00:00Z
     for statement in [
         "INSERT INTO accounts (id, plan, monthly_tokens, key_hash, payment_method, created_at)
          VALUES ('acme', 'pro', 2000000, 'hash-of-acme', 'pm_card_visa', ?1)",
@@ -143,8 +150,7 @@ fn version_5_books(db: &NativeDb) {
                              operation, credit_balance_after, plan_remaining_after, created_at)
          VALUES ('acme', 2, 'deduction', 3000000, 2000000, 1000000, '2025-11', 'chat', 0, 0, ?1)",
     ] {
-        let params: &[credits::Value] = if statement.contains("?1") { &noon } else { &[] };
-        db.execute(statement, params).unwrap();
+        at_noon(db, statement);
     }
 }
 
@@ -290,15 +296,12 @@ fn without_user_version_a_migration_finds_where_it_stands_and_never_brings_back_
 /// on a version 5 file and on a version 6 file. `available_after` is what the
 /// version 6 deduction statement computes; version 5 has no such column.
 fn raw_history(db: &NativeDb, version_6: bool) {
-    let noon = [credits::Value::Integer(1_764_072_000_000)]; // 2025-11-25T12:00:00Z
-    let run = |sql: &str| {
-        let params: &[credits::Value] = if sql.contains("?1") { &noon } else { &[] };
-        db.execute(sql, params).unwrap();
-    };
+    let noon = [credits::Value::Integer(NOON)];
+    let run = |sql: &str| at_noon(db, sql);
     // seq, plan tokens, credit tokens, credit balance after, available after.
     let deduct = |seq: i64, plan: i64, credit: i64, after: i64, available: i64| {
         let params = [
-            credits::Value::Integer(1_764_072_000_000),
+            credits::Value::Integer(NOON),
             credits::Value::Integer(seq),
             credits::Value::Integer(plan),
             credits::Value::Integer(credit),
