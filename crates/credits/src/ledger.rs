@@ -54,7 +54,7 @@ pub struct RefundReceipt {
 /// The entry records what is available after it, holds counted (its events
 /// trigger reads that), and the statement returns the auto-recharge threshold, so
 /// a deduction that sets nothing off is this one statement. Nested subqueries
-/// rather than CTEs: SQLite compiles them in about half the time, and on Spin it
+/// rather than CTEs: SQLite compiles them in about a third less time, and on Spin it
 /// compiles this statement, with its triggers, on every request.
 const DEDUCT: &str = concat!(
     "INSERT INTO ledger (account_id, seq, kind, tokens, plan_tokens, credit_tokens, period,
