@@ -14,7 +14,7 @@ use credits::{
     SignedEvent, signature,
 };
 use serde_json::json;
-use support::rules::{DECLINED, VISA, buy, deduct, enable_recharge, method};
+use support::rules::{DECLINED, VISA, buy, deduct, enable_recharge, hold, method};
 use support::{World, deduction};
 
 /// Every recorded event of `account`, in order.
@@ -217,16 +217,7 @@ fn each_event_carries_what_it_is_about_as_it_was_then() {
 
     // A hold that takes the last tokens names the hold.
     let free = w.account("free", Plan::Free);
-    let hold = credits::HoldRequest {
-        account: free.clone(),
-        tokens: credits::TokenAmount::new(100_000).unwrap(),
-        operation: credits::Operation::parse("chat").unwrap(),
-        resource: credits::Resource::default(),
-        lifetime: credits::HoldLifetime::new(None).unwrap(),
-    };
-    let created = w.credits_with(|c| c.create_hold(&hold, None)).unwrap();
-    let hold_id = serde_json::to_value(&created.value).unwrap()["hold"]["id"].clone();
-    assert!(hold_id.is_string(), "{hold_id}");
+    let hold_id = hold(&w, &free, 100_000).id.to_string();
     assert_eq!(
         data_of(&w, &free),
         [(
