@@ -7,7 +7,8 @@ use std::cell::{Cell, OnceCell};
 use credits::Clock as _;
 use credits::{
     Database, DbError, DbErrorKind, DeliveryOutcome, Durability, EventTransport, EventsTarget,
-    KeyValue, NoCache, RechargeReport, Row, SignedEvent, SystemClock, Value,
+    KeyValue, NoCache, RechargeReport, Row, SQLITE_BUSY_WAIT, SignedEvent, SystemClock, Value,
+    wait_while_busy,
 };
 use credits_api::{AfterAnswer, Config, Env, Request, Response, Stores};
 use spin_sdk::http::conversions::TryFromIncomingRequest;
@@ -31,6 +32,9 @@ impl SpinDb {
             return Ok(conn);
         }
         let conn = Connection::open_default().map_err(classify)?;
+        // A backend that waits its own way (remote libSQL) may refuse it; its
+        // policy then stands, and `wait_while_busy` still tries again.
+        let _ = conn.execute(SQLITE_BUSY_WAIT, &[]);
         Ok(self.conn.get_or_init(|| conn))
     }
 }
@@ -62,7 +66,8 @@ fn classify(e: sqlite::Error) -> DbError {
 impl Database for SpinDb {
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
         let params: Vec<sqlite::Value> = params.iter().map(to_spin).collect();
-        let result = self.connection()?.execute(sql, &params).map_err(classify)?;
+        let result =
+            wait_while_busy(|| self.connection()?.execute(sql, &params).map_err(classify))?;
         Ok(result
             .rows
             .into_iter()

@@ -1,13 +1,16 @@
 //! The domain's storage port on `rusqlite`, for native tests, benchmarks and tools.
 //!
-//! A connection is opened the way Spin's `SQLite` host opens one (`Connection::open`,
-//! nothing else), so native figures and behaviour match a deployment: the schema's
-//! migration switches the file to WAL, and the domain asks for durability per write.
+//! A connection is opened the way Spin's `SQLite` host opens one (`Connection::open`)
+//! and then set up as the Spin adapter sets it up (its busy wait), so native figures
+//! and behaviour match a deployment: the schema's migration switches the file to
+//! WAL, and the domain asks for durability per write.
 
 use std::cell::Cell;
 use std::path::Path;
 
-use credits::{Database, DbError, DbErrorKind, Durability, Row, Value};
+use credits::{
+    Database, DbError, DbErrorKind, Durability, Row, SQLITE_BUSY_WAIT, Value, wait_while_busy,
+};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode, ffi, params_from_iter};
 
@@ -18,9 +21,12 @@ pub struct NativeDb {
 }
 
 impl NativeDb {
-    /// Opens (or creates) a database file as Spin does: no pragmas.
+    /// Opens (or creates) a database file as Spin does, then sets the busy wait the
+    /// Spin adapter sets ([`SQLITE_BUSY_WAIT`]).
     pub fn open(path: &Path) -> Result<Self, DbError> {
-        Connection::open(path).map(Self::wrap).map_err(classify)
+        let conn = Connection::open(path).map_err(classify)?;
+        conn.execute_batch(SQLITE_BUSY_WAIT).map_err(classify)?;
+        Ok(Self::wrap(conn))
     }
 
     /// A private in-memory database.
@@ -94,6 +100,22 @@ fn from_sql(v: ValueRef<'_>) -> Value {
 
 impl Database for NativeDb {
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
+        wait_while_busy(|| self.execute_once(sql, params))
+    }
+
+    fn set_durability(&self, durability: Durability) -> Result<(), DbError> {
+        if self.durability.get() != durability {
+            for pragma in durability.sqlite_pragmas() {
+                wait_while_busy(|| self.conn.execute_batch(pragma).map_err(classify))?;
+            }
+            self.durability.set(durability);
+        }
+        Ok(())
+    }
+}
+
+impl NativeDb {
+    fn execute_once(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
         let mut stmt = self.conn.prepare_cached(sql).map_err(classify)?;
         let columns = stmt.column_count();
         let mut rows = stmt
@@ -107,20 +129,12 @@ impl Database for NativeDb {
         }
         Ok(out)
     }
-
-    fn set_durability(&self, durability: Durability) -> Result<(), DbError> {
-        if self.durability.get() != durability {
-            for pragma in durability.sqlite_pragmas() {
-                self.conn.execute_batch(pragma).map_err(classify)?;
-            }
-            self.durability.set(durability);
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, Instant};
+
     use super::*;
 
     fn pragma(db: &NativeDb, name: &str) -> i64 {
@@ -138,6 +152,44 @@ mod tests {
                 db.conn.prepare(sql).unwrap();
             }
         }
+    }
+
+    #[test]
+    fn a_writer_kept_waiting_polls_every_few_milliseconds_until_the_lock_is_free() {
+        let dir = std::env::temp_dir().join(format!("credits-sqlite-busy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("busy.db");
+        let _ = std::fs::remove_file(&path);
+        let holder = Connection::open(&path).unwrap();
+        holder
+            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x); BEGIN IMMEDIATE")
+            .unwrap();
+        let waiter = NativeDb::open(&path).unwrap();
+        assert_eq!(pragma(&waiter, "busy_timeout"), 10);
+
+        // One try: SQLite's own waits end after 10 ms, not rusqlite's 5 s.
+        let started = Instant::now();
+        let err = waiter
+            .execute_once("INSERT INTO t VALUES (1)", &[])
+            .unwrap_err();
+        assert_eq!(err.kind, DbErrorKind::Busy);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+
+        // The statement: tried again until the holder commits.
+        let hold = Duration::from_millis(200);
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(hold);
+            holder.execute_batch("COMMIT").unwrap();
+        });
+        let started = Instant::now();
+        waiter.execute("INSERT INTO t VALUES (1)", &[]).unwrap();
+        assert!(started.elapsed() >= hold / 2, "{:?}", started.elapsed());
+        release.join().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod sql;
 
 mod account;
 mod audit;
+mod busy;
 mod catalog;
 mod clock;
 mod error;
@@ -33,6 +34,7 @@ mod transaction;
 mod usage;
 
 pub use account::{CreatedAccount, SavedPaymentMethod, secret_hash, secrets_match};
+pub use busy::{SQLITE_BUSY_WAIT, wait_while_busy};
 pub use catalog::{Pack, PackListing, Plan, PlanListing, PlanPrices};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{CreditsError, Result};

@@ -1,7 +1,6 @@
 //! The service every adapter calls: one value per request, over the ports.
 
 use std::cell::{Cell, RefCell};
-use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::payment::PaymentProvider;
@@ -119,50 +118,22 @@ impl<'a> Credits<'a> {
     }
 }
 
-/// How a statement waits for other writers beyond what the backend itself waits:
-/// short pauses that double up to a cap, about two seconds in all. A backend may
-/// report busy at once where waiting could deadlock (two rollback-journal writers,
-/// or a migration beside a first write), and those clear in milliseconds.
-const BUSY_RETRIES: u32 = 40;
-const BUSY_FIRST_PAUSE: Duration = Duration::from_millis(2);
-const BUSY_MAX_PAUSE: Duration = Duration::from_millis(50);
-
-fn busy_pause(attempt: u32) -> Duration {
-    BUSY_FIRST_PAUSE
-        .saturating_mul(1 << attempt.min(5))
-        .min(BUSY_MAX_PAUSE)
-}
-
 /// The database as the rules use it: a statement that finds the schema older
-/// than it needs migrates it and runs again, and one that finds the database
-/// busy waits its turn. Both are safe because a failed statement wrote nothing.
+/// than it needs migrates it and runs again, which is safe because a failed
+/// statement wrote nothing. (Waiting for other writers is the adapter's:
+/// [`crate::wait_while_busy`].)
 pub(crate) struct Storage<'a> {
     db: &'a dyn Database,
 }
 
 impl Storage<'_> {
     pub(crate) fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
-        let mut migrated = false;
-        let mut busy = 0;
-        loop {
-            match self.db.execute(sql, params) {
-                Err(e) if e.kind == DbErrorKind::MissingSchema && !migrated => {
-                    match schema::migrate(self.db) {
-                        Ok(()) => migrated = true,
-                        // Another instance is migrating: wait, then try again.
-                        Err(e) if e.kind == DbErrorKind::Busy && busy < BUSY_RETRIES => {
-                            std::thread::sleep(busy_pause(busy));
-                            busy += 1;
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-                Err(e) if e.kind == DbErrorKind::Busy && busy < BUSY_RETRIES => {
-                    std::thread::sleep(busy_pause(busy));
-                    busy += 1;
-                }
-                result => return result,
+        match self.db.execute(sql, params) {
+            Err(e) if e.kind == DbErrorKind::MissingSchema => {
+                schema::migrate(self.db)?;
+                self.db.execute(sql, params)
             }
+            result => result,
         }
     }
 

@@ -48,6 +48,7 @@ use credits::{
     HoldId, HoldLifetime, HoldRequest, Idempotency, IdempotencyKey, NoCache, Operation, Pack,
     PaymentMethodId, PaymentProvider, Plan, Reason, RechargeSettings, RefundRequest, Resource, Row,
     SettledTokens, SignedEvent, Timestamp, TokenAmount, Transaction, TransactionId, Value,
+    wait_while_busy,
 };
 use credits_sqlite::NativeDb;
 use proptest::prelude::Rng;
@@ -296,7 +297,18 @@ struct SimDb<'a> {
 }
 
 impl Database for SimDb<'_> {
+    /// Waits while busy as every adapter does, each try a turn of its own.
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
+        wait_while_busy(|| self.try_once(sql, params))
+    }
+
+    fn set_durability(&self, durability: Durability) -> Result<(), DbError> {
+        self.db.set_durability(durability)
+    }
+}
+
+impl SimDb<'_> {
+    fn try_once(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
         self.shared.wait_turn(self.me);
         let fault = if self.shared.faults() {
             match lock(&self.shared.dice).weighted(&[950, 20, 14, 8, 8]) {
@@ -334,10 +346,6 @@ impl Database for SimDb<'_> {
                 resume_unwind(Box::new(Killed))
             }
         }
-    }
-
-    fn set_durability(&self, durability: Durability) -> Result<(), DbError> {
-        self.db.set_durability(durability)
     }
 }
 
