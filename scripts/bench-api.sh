@@ -4,7 +4,7 @@
 # usage report, beside the runtime's trivial-component figure
 # (scripts/bench-runtime.sh, run first in the same run); then prints each
 # component's release .wasm size. The runtime opens
-# SQLite as Spin does (a new connection per open, no pragmas), so these are the
+# SQLite as Spin does (a new connection per open, no pragmas of its own), so these are the
 # figures a deployment on Spin gets. Bounded: DURATION s per scenario.
 #
 #   scripts/bench-api.sh                 # release build of minispin (slow first time)

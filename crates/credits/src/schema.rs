@@ -782,7 +782,12 @@ pub fn migrate_to(db: &dyn Database, target: i64) -> Result<(), DbError> {
         // Where the backend has transactions, the new schema appears at once: no
         // writer may see the ledger before its triggers. Where each statement runs
         // alone, the order of the statements keeps that window shut (see `V2`).
-        let atomic = db.execute("BEGIN IMMEDIATE", &[]).is_ok();
+        // Still busy after the wait is not a backend without transactions: going on
+        // without one would migrate beside another instance's transaction.
+        let atomic = match db.execute("BEGIN IMMEDIATE", &[]) {
+            Err(e) if e.kind == DbErrorKind::Busy => return Err(e),
+            begun => begun.is_ok(),
+        };
         // Another instance may have migrated while this one waited for the lock.
         if atomic && version(db) >= migration.version {
             db.execute("COMMIT", &[])?;

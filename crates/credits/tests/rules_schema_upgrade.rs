@@ -411,3 +411,34 @@ fn version_6_reads_every_event_as_version_5_stored_it() {
         "all but auto_recharge.disabled built when read"
     );
 }
+
+/// A database whose write lock another instance holds past the wait.
+struct LockedByAnother<'a>(&'a NativeDb);
+
+impl Database for LockedByAnother<'_> {
+    fn execute(
+        &self,
+        sql: &str,
+        params: &[credits::Value],
+    ) -> Result<Vec<credits::Row>, credits::DbError> {
+        if sql.starts_with("BEGIN") {
+            return Err(credits::DbError::new(
+                credits::DbErrorKind::Busy,
+                "database is locked",
+            ));
+        }
+        self.0.execute(sql, params)
+    }
+}
+
+#[test]
+fn a_migration_that_cannot_take_the_lock_changes_nothing_rather_than_go_on_without_a_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let native = NativeDb::open(&dir.path().join("credits.db")).unwrap();
+    let err = schema::migrate(&LockedByAnother(&native)).unwrap_err();
+    assert_eq!(err.kind, credits::DbErrorKind::Busy);
+    let objects = native
+        .execute("SELECT COUNT(*) FROM sqlite_schema", &[])
+        .unwrap();
+    assert_eq!(objects[0].int(0).unwrap(), 0);
+}

@@ -297,7 +297,8 @@ struct SimDb<'a> {
 }
 
 impl Database for SimDb<'_> {
-    /// Waits while busy as every adapter does, each try a turn of its own.
+    /// Waits while busy as every adapter does, each try a turn of its own: an
+    /// injected busy reaches the rules only as a real one would, after 5 s.
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
         wait_while_busy(|| self.try_once(sql, params))
     }
