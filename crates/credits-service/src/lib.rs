@@ -7,7 +7,7 @@ use credits::{
     FixedClock, KeyValue, PaymentProvider, PlanPrices, RechargeReport, SystemClock, Timestamp,
 };
 use credits_sandbox::SandboxPayments;
-use credits_stripe::{StoredCustomers, StripePayments, StripeTransport};
+use credits_stripe::{StoredCustomers, StripePayments, StripeTables, StripeTransport};
 
 mod payments;
 mod stripe_routes;
@@ -114,11 +114,30 @@ pub fn with_credits<T>(
     ))
 }
 
-/// The scheduled auto-recharge evaluation, at the system's time.
+/// The scheduled auto-recharge evaluation, at the system's time, and the upkeep
+/// that comes with it.
 // The method path does not fit the closure's higher-ranked lifetime.
 #[allow(clippy::redundant_closure_for_method_calls)]
 pub fn recharge_check(stores: Stores<'_>, config: &Config) -> Result<RechargeReport, CreditsError> {
-    with_credits(stores, config, SystemClock.now(), |c| c.recharge_check())
+    let now = SystemClock.now();
+    let report = with_credits(stores, config, now, |c| c.recharge_check());
+    forget_old_webhook_events(stores, config, now);
+    report
+}
+
+/// How long a Stripe webhook event that took effect is remembered, so that a
+/// repeat of it is ignored: Stripe repeats a delivery for three days at most, and
+/// keeps its events for 30.
+const WEBHOOK_EVENTS_KEPT_MILLIS: i64 = 30 * 24 * 60 * 60 * 1000;
+
+/// Upkeep run with every recharge check (scheduled or requested): forgets the
+/// Stripe webhook events Stripe no longer repeats, so their table stays small.
+/// A failure is left to the next check: nothing else depends on it.
+pub fn forget_old_webhook_events(stores: Stores<'_>, config: &Config, now: Timestamp) {
+    if let PaymentConfig::Stripe(_) = config.payments {
+        let _ = StripeTables::new(stores.db)
+            .forget_events_before(now.millis() - WEBHOOK_EVENTS_KEPT_MILLIS);
+    }
 }
 
 /// Runs an auto-recharge evaluation a request left for after its answer, at
@@ -194,5 +213,62 @@ mod tests {
             assert!(message.contains("plan_price_pro_eur"), "{message}");
             assert!(message.contains(&format!("{bad:?}")), "{message}");
         }
+    }
+
+    fn recharge_check_on(db: &credits_sqlite::NativeDb, payments: PaymentConfig) {
+        let stores = Stores {
+            db,
+            cache: &credits::NoCache,
+            stripe: &NoNetwork,
+        };
+        let config = Config {
+            payments,
+            ..Config::default()
+        };
+        recharge_check(stores, &config).unwrap();
+    }
+
+    fn stripe() -> PaymentConfig {
+        PaymentConfig::Stripe(StripeConfig {
+            secret_key: credits_stripe::SecretKey::new("sk_test_upkeep"),
+            webhook_secret: credits_stripe::SecretKey::new("whsec_upkeep"),
+            publishable_key: String::new(),
+            api_base: "http://127.0.0.1:9".into(),
+        })
+    }
+
+    #[test]
+    fn a_recharge_check_forgets_the_webhook_events_stripe_no_longer_repeats() {
+        let db = credits_sqlite::NativeDb::in_memory().unwrap();
+        let events = StripeTables::new(&db);
+        let day = 24 * 60 * 60 * 1000;
+        let now = SystemClock.now().millis();
+        events
+            .event_done_at("evt_31_days_ago", now - 31 * day)
+            .unwrap();
+        events
+            .event_done_at("evt_29_days_ago", now - 29 * day)
+            .unwrap();
+
+        recharge_check_on(&db, stripe());
+
+        assert!(!events.event_done("evt_31_days_ago").unwrap());
+        assert!(
+            events.event_done("evt_29_days_ago").unwrap(),
+            "a month is kept"
+        );
+    }
+
+    #[test]
+    fn with_the_sandbox_a_recharge_check_leaves_stripes_tables_alone() {
+        let db = credits_sqlite::NativeDb::in_memory().unwrap();
+        recharge_check_on(&db, PaymentConfig::Sandbox);
+        let tables = db
+            .execute(
+                "SELECT COUNT(*) FROM sqlite_schema WHERE name LIKE 'stripe%'",
+                &[],
+            )
+            .unwrap();
+        assert_eq!(tables[0].int(0).unwrap(), 0);
     }
 }

@@ -156,6 +156,16 @@ impl<'a> StripeTables<'a> {
         )?;
         Ok(())
     }
+
+    /// Forgets the events that took effect before `before_millis`. Only a repeat
+    /// needs the record, and Stripe repeats an event for three days at most.
+    pub fn forget_events_before(&self, before_millis: i64) -> Result<(), DbError> {
+        self.execute(
+            "DELETE FROM stripe_events WHERE received_at < ?1",
+            &[Value::Integer(before_millis)],
+        )?;
+        Ok(())
+    }
 }
 
 /// The accounts' customers from the database, each created in Stripe the first

@@ -23,5 +23,7 @@ fn check(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, ApiError> {
     call.require_service(credits)?;
     call.no_body()?;
     call.payments_usable()?;
-    Ok(Reply::ok(&credits.recharge_check()?))
+    let report = credits.recharge_check()?;
+    credits_service::forget_old_webhook_events(call.stores(), call.config(), call.now);
+    Ok(Reply::ok(&report))
 }
