@@ -126,17 +126,22 @@ pub fn recharge_check(stores: Stores<'_>, config: &Config) -> Result<RechargeRep
 }
 
 /// How long a Stripe webhook event that took effect is remembered, so that a
-/// repeat of it is ignored: Stripe repeats a delivery for three days at most, and
-/// keeps its events for 30.
+/// repeat of it is ignored: Stripe retries a delivery for three days and resends
+/// only events under 30 days old.
 const WEBHOOK_EVENTS_KEPT_MILLIS: i64 = 30 * 24 * 60 * 60 * 1000;
 
 /// Upkeep run with every recharge check (scheduled or requested): forgets the
 /// Stripe webhook events Stripe no longer repeats, so their table stays small.
-/// A failure is left to the next check: nothing else depends on it.
+/// `now` is the system's time, never a test clock's: a clock ahead would forget
+/// events Stripe may still repeat. A failure is left to the next check, since
+/// nothing else depends on it.
 pub fn forget_old_webhook_events(stores: Stores<'_>, config: &Config, now: Timestamp) {
     if let PaymentConfig::Stripe(_) = config.payments {
-        let _ = StripeTables::new(stores.db)
+        let forgotten = StripeTables::new(stores.db)
             .forget_events_before(now.millis() - WEBHOOK_EVENTS_KEPT_MILLIS);
+        if let Err(e) = forgotten {
+            eprintln!("forgetting old Stripe webhook events: {e}");
+        }
     }
 }
 
@@ -237,8 +242,42 @@ mod tests {
         })
     }
 
+    fn stripe_tables(db: &credits_sqlite::NativeDb) -> i64 {
+        db.execute(
+            "SELECT COUNT(*) FROM sqlite_schema WHERE name LIKE 'stripe%'",
+            &[],
+        )
+        .unwrap()[0]
+            .int(0)
+            .unwrap()
+    }
+
     #[test]
-    fn a_recharge_check_forgets_the_webhook_events_stripe_no_longer_repeats() {
+    fn webhook_events_are_remembered_for_30_days_to_the_millisecond() {
+        let db = credits_sqlite::NativeDb::in_memory().unwrap();
+        let events = StripeTables::new(&db);
+        let now = Timestamp::parse_rfc3339("2026-11-26T12:00:00Z").unwrap();
+        let cutoff = now.millis() - WEBHOOK_EVENTS_KEPT_MILLIS;
+        events.event_done_at("evt_too_old", cutoff - 1).unwrap();
+        events.event_done_at("evt_just_kept", cutoff).unwrap();
+        let stores = Stores {
+            db: &db,
+            cache: &credits::NoCache,
+            stripe: &NoNetwork,
+        };
+        let config = Config {
+            payments: stripe(),
+            ..Config::default()
+        };
+
+        forget_old_webhook_events(stores, &config, now);
+
+        assert!(!events.event_done("evt_too_old").unwrap());
+        assert!(events.event_done("evt_just_kept").unwrap());
+    }
+
+    #[test]
+    fn the_scheduled_recharge_check_forgets_old_webhook_events() {
         let db = credits_sqlite::NativeDb::in_memory().unwrap();
         let events = StripeTables::new(&db);
         let day = 24 * 60 * 60 * 1000;
@@ -253,22 +292,20 @@ mod tests {
         recharge_check_on(&db, stripe());
 
         assert!(!events.event_done("evt_31_days_ago").unwrap());
-        assert!(
-            events.event_done("evt_29_days_ago").unwrap(),
-            "a month is kept"
-        );
+        assert!(events.event_done("evt_29_days_ago").unwrap());
+    }
+
+    #[test]
+    fn with_stripe_a_first_recharge_check_creates_the_missing_stripe_tables() {
+        let db = credits_sqlite::NativeDb::in_memory().unwrap();
+        recharge_check_on(&db, stripe());
+        assert_eq!(stripe_tables(&db), 4);
     }
 
     #[test]
     fn with_the_sandbox_a_recharge_check_leaves_stripes_tables_alone() {
         let db = credits_sqlite::NativeDb::in_memory().unwrap();
         recharge_check_on(&db, PaymentConfig::Sandbox);
-        let tables = db
-            .execute(
-                "SELECT COUNT(*) FROM sqlite_schema WHERE name LIKE 'stripe%'",
-                &[],
-            )
-            .unwrap();
-        assert_eq!(tables[0].int(0).unwrap(), 0);
+        assert_eq!(stripe_tables(&db), 0);
     }
 }

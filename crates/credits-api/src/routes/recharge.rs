@@ -1,7 +1,7 @@
 //! The service route that runs the auto-recharge evaluation on demand, for
 //! platforms without a cron trigger (an external scheduler calls it).
 
-use credits::Credits;
+use credits::{Clock as _, Credits, SystemClock};
 
 use crate::error::ApiError;
 
@@ -24,6 +24,6 @@ fn check(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, ApiError> {
     call.no_body()?;
     call.payments_usable()?;
     let report = credits.recharge_check()?;
-    credits_service::forget_old_webhook_events(call.stores(), call.config(), call.now);
+    credits_service::forget_old_webhook_events(call.stores(), call.config(), SystemClock.now());
     Ok(Reply::ok(&report))
 }
