@@ -5,9 +5,9 @@
 //! nothing.
 //!
 //! Spin opens connections with rusqlite's 5 s busy timeout, whose waits grow to
-//! 100 ms apart: under load, a writer that lost a few times slept on while the lock
-//! was free: at 32 connections deductions had a 0.56–0.64 s p99, 0.15–0.27 s with
-//! this policy (`crates/credits/BENCHMARKS.md`, "busy waits").
+//! 100 ms apart, so under load a writer that lost a few times slept on while the
+//! lock was free. At 32 connections deductions had a 0.56–0.64 s p99; with this
+//! policy 0.15–0.27 s (`crates/credits/BENCHMARKS.md`, "busy waits").
 
 use std::time::{Duration, Instant};
 
