@@ -220,17 +220,24 @@ mod tests {
         }
     }
 
-    fn recharge_check_on(db: &credits_sqlite::NativeDb, payments: PaymentConfig) {
-        let stores = Stores {
+    /// The stores of a host that sends nothing to Stripe, over `db`.
+    fn offline(db: &credits_sqlite::NativeDb) -> Stores<'_> {
+        Stores {
             db,
             cache: &credits::NoCache,
             stripe: &NoNetwork,
-        };
-        let config = Config {
+        }
+    }
+
+    fn paying_with(payments: PaymentConfig) -> Config {
+        Config {
             payments,
             ..Config::default()
-        };
-        recharge_check(stores, &config).unwrap();
+        }
+    }
+
+    fn recharge_check_on(db: &credits_sqlite::NativeDb, payments: PaymentConfig) {
+        recharge_check(offline(db), &paying_with(payments)).unwrap();
     }
 
     fn stripe() -> PaymentConfig {
@@ -260,17 +267,8 @@ mod tests {
         let cutoff = now.millis() - WEBHOOK_EVENTS_KEPT_MILLIS;
         events.event_done_at("evt_too_old", cutoff - 1).unwrap();
         events.event_done_at("evt_just_kept", cutoff).unwrap();
-        let stores = Stores {
-            db: &db,
-            cache: &credits::NoCache,
-            stripe: &NoNetwork,
-        };
-        let config = Config {
-            payments: stripe(),
-            ..Config::default()
-        };
 
-        forget_old_webhook_events(stores, &config, now);
+        forget_old_webhook_events(offline(&db), &paying_with(stripe()), now);
 
         assert!(!events.event_done("evt_too_old").unwrap());
         assert!(events.event_done("evt_just_kept").unwrap());

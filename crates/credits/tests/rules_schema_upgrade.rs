@@ -23,37 +23,50 @@ fn at_noon(db: &NativeDb, sql: &str) {
     db.execute(sql, params).unwrap();
 }
 
+/// acme on the Pro plan with a card, as every version's books below begin.
+const ACME_PRO: &str =
+    "INSERT INTO accounts (id, plan, monthly_tokens, key_hash, payment_method, created_at)
+     VALUES ('acme', 'pro', 2000000, 'hash-of-acme', 'pm_card_visa', ?1)";
+
+/// Builds `version`'s schema and writes `statements` into it at noon.
+fn write_books(db: &NativeDb, version: i64, statements: &[&str]) {
+    schema::migrate_to(db, version).unwrap();
+    for statement in statements {
+        at_noon(db, statement);
+    }
+}
+
 /// Version 4's books, written the version-4 way: acme (Pro) granted a Starter pack
 /// by a raw purchase entry (version 4's grant), one deduction of 100 credit tokens,
 /// and a Standard purchase left pending after its charge.
 fn version_4_books(db: &NativeDb) {
-    schema::migrate_to(db, 4).unwrap();
-    for statement in [
-        "INSERT INTO accounts (id, plan, monthly_tokens, key_hash, payment_method, created_at)
-         VALUES ('acme', 'pro', 2000000, 'hash-of-acme', 'pm_card_visa', ?1)",
-        "INSERT INTO purchases (id, account_id, source, pack, tokens, amount_cents, payment_method,
-                                status, period, created_at, updated_at)
-         VALUES ('pu_granted', 'acme', 'manual', 'starter', 1000000, 500, 'pm_card_visa',
-                 'pending', '2025-11', ?1, ?1)",
-        "INSERT INTO ledger (account_id, seq, kind, tokens, plan_tokens, credit_tokens, purchase_id,
-                             source, pack, amount_cents, credit_balance_after, created_at)
-         VALUES ('acme', 1, 'purchase', 1000000, 0, 1000000, 'pu_granted',
-                 'manual', 'starter', 500, 1000000, ?1)",
-        "INSERT INTO ledger (account_id, seq, kind, tokens, plan_tokens, credit_tokens, period,
-                             operation, credit_balance_after, plan_remaining_after, created_at)
-         VALUES ('acme', 2, 'deduction', 100, 0, 100, '2025-11', 'chat', 999900, 0, ?1)",
-        "INSERT INTO purchases (id, account_id, source, pack, tokens, amount_cents, payment_method,
-                                status, period, created_at, updated_at)
-         VALUES ('pu_pending', 'acme', 'manual', 'standard', 2500000, 1000, 'pm_card_visa',
-                 'pending', '2025-11', ?1, ?1)",
-        // The sandbox charged both.
-        "CREATE TABLE sandbox_charges (idempotency_key TEXT PRIMARY KEY, payment_method TEXT NOT NULL,
-            amount_cents INTEGER NOT NULL, outcome TEXT NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID",
-        "INSERT INTO sandbox_charges VALUES ('pu_granted', 'pm_card_visa', 500, 'succeeded', ?1),
-                                            ('pu_pending', 'pm_card_visa', 1000, 'succeeded', ?1)",
-    ] {
-        at_noon(db, statement);
-    }
+    write_books(
+        db,
+        4,
+        &[
+            ACME_PRO,
+            "INSERT INTO purchases (id, account_id, source, pack, tokens, amount_cents, payment_method,
+                                    status, period, created_at, updated_at)
+             VALUES ('pu_granted', 'acme', 'manual', 'starter', 1000000, 500, 'pm_card_visa',
+                     'pending', '2025-11', ?1, ?1)",
+            "INSERT INTO ledger (account_id, seq, kind, tokens, plan_tokens, credit_tokens, purchase_id,
+                                 source, pack, amount_cents, credit_balance_after, created_at)
+             VALUES ('acme', 1, 'purchase', 1000000, 0, 1000000, 'pu_granted',
+                     'manual', 'starter', 500, 1000000, ?1)",
+            "INSERT INTO ledger (account_id, seq, kind, tokens, plan_tokens, credit_tokens, period,
+                                 operation, credit_balance_after, plan_remaining_after, created_at)
+             VALUES ('acme', 2, 'deduction', 100, 0, 100, '2025-11', 'chat', 999900, 0, ?1)",
+            "INSERT INTO purchases (id, account_id, source, pack, tokens, amount_cents, payment_method,
+                                    status, period, created_at, updated_at)
+             VALUES ('pu_pending', 'acme', 'manual', 'standard', 2500000, 1000, 'pm_card_visa',
+                     'pending', '2025-11', ?1, ?1)",
+            // The sandbox charged both.
+            "CREATE TABLE sandbox_charges (idempotency_key TEXT PRIMARY KEY, payment_method TEXT NOT NULL,
+                amount_cents INTEGER NOT NULL, outcome TEXT NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID",
+            "INSERT INTO sandbox_charges VALUES ('pu_granted', 'pm_card_visa', 500, 'succeeded', ?1),
+                                                ('pu_pending', 'pm_card_visa', 1000, 'succeeded', ?1)",
+        ],
+    );
     let granted = db
         .execute(
             "SELECT status, granted_seq FROM purchases WHERE id = 'pu_granted'",
@@ -136,22 +149,22 @@ fn listed(w: &World) -> Vec<(String, serde_json::Value)> {
 /// Version 5's books with events recorded the version-5 way (their `data` built
 /// by the triggers): acme (Pro) granted a Starter pack, then deducted to nothing.
 fn version_5_books(db: &NativeDb) {
-    schema::migrate_to(db, 5).unwrap();
-    for statement in [
-        "INSERT INTO accounts (id, plan, monthly_tokens, key_hash, payment_method, created_at)
-         VALUES ('acme', 'pro', 2000000, 'hash-of-acme', 'pm_card_visa', ?1)",
-        "INSERT INTO purchases (id, account_id, source, pack, tokens, amount_cents, payment_method,
-                                status, period, created_at, updated_at)
-         VALUES ('pur_granted', 'acme', 'manual', 'starter', 1000000, 500, 'pm_card_visa',
-                 'pending', '2025-11', ?1, ?1)",
-        "UPDATE purchases SET status = 'succeeded', granted_seq = 1, updated_at = ?1
-         WHERE id = 'pur_granted'",
-        "INSERT INTO ledger (account_id, seq, kind, tokens, plan_tokens, credit_tokens, period,
-                             operation, credit_balance_after, plan_remaining_after, created_at)
-         VALUES ('acme', 2, 'deduction', 3000000, 2000000, 1000000, '2025-11', 'chat', 0, 0, ?1)",
-    ] {
-        at_noon(db, statement);
-    }
+    write_books(
+        db,
+        5,
+        &[
+            ACME_PRO,
+            "INSERT INTO purchases (id, account_id, source, pack, tokens, amount_cents, payment_method,
+                                    status, period, created_at, updated_at)
+             VALUES ('pur_granted', 'acme', 'manual', 'starter', 1000000, 500, 'pm_card_visa',
+                     'pending', '2025-11', ?1, ?1)",
+            "UPDATE purchases SET status = 'succeeded', granted_seq = 1, updated_at = ?1
+             WHERE id = 'pur_granted'",
+            "INSERT INTO ledger (account_id, seq, kind, tokens, plan_tokens, credit_tokens, period,
+                                 operation, credit_balance_after, plan_remaining_after, created_at)
+             VALUES ('acme', 2, 'deduction', 3000000, 2000000, 1000000, '2025-11', 'chat', 0, 0, ?1)",
+        ],
+    );
 }
 
 #[test]
@@ -345,10 +358,7 @@ fn raw_history(db: &NativeDb, version_6: bool) {
         )
         .unwrap();
     };
-    run(
-        "INSERT INTO accounts (id, plan, monthly_tokens, key_hash, payment_method, created_at)
-         VALUES ('acme', 'pro', 2000000, 'hash-of-acme', 'pm_card_visa', ?1)",
-    );
+    run(ACME_PRO);
     purchase("pur_bought", "manual");
     grant("pur_bought", 1); // purchase.succeeded
     run(
