@@ -362,6 +362,34 @@ mod tests {
         assert_eq!(pragma(&conn, "synchronous"), "2");
     }
 
+    /// The benchmarks claim a deployment's figures, so the runtime's SQLite must be
+    /// compiled as Spin's is. A `LIBSQLITE3_FLAGS` in the build (say, a
+    /// `.cargo/config.toml`) turning SQLite's memory statistics off would double
+    /// the app's rate without a line of the app changing; `scripts/bench-api.sh`
+    /// measures such a host on purpose, in a target directory of its own.
+    #[test]
+    fn the_bundled_sqlite_is_compiled_as_spins() {
+        let conn = DatabaseLocation::InMemory.connect().unwrap();
+        let options: Vec<String> = conn
+            .prepare("PRAGMA compile_options")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for expected in ["THREADSAFE=1", "ENABLE_MEMORY_MANAGEMENT"] {
+            assert!(
+                options.iter().any(|o| o == expected),
+                "{expected} missing: {options:?}"
+            );
+        }
+        // Only a build that turns the statistics off lists the option.
+        assert!(
+            !options.iter().any(|o| o.starts_with("DEFAULT_MEMSTATUS")),
+            "SQLite's memory statistics are off, unlike Spin's build: {options:?}"
+        );
+    }
+
     #[test]
     fn in_memory_databases_are_private_to_their_connection() {
         let a = DatabaseLocation::InMemory.connect().unwrap();
