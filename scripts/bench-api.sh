@@ -9,6 +9,9 @@
 #
 #   scripts/bench-api.sh                 # release build of minispin (slow first time)
 #   PROFILE=dev scripts/bench-api.sh     # reuse the test build (deps optimized)
+#   HOST_SQLITE_FLAGS=-DSQLITE_DEFAULT_MEMSTATUS=0 scripts/bench-api.sh
+#       # a host whose bundled SQLite is compiled with other flags (LIBSQLITE3_FLAGS, as
+#       # an operator building Spin from source would pass them); its own target dir
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,8 +26,16 @@ BASE="http://127.0.0.1:$PORT"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 rustup target add wasm32-wasip2 >/dev/null
 scripts/bench-runtime.sh 2>/dev/null | sed -n '/^== minispin benchmark/,$p'
-cargo build -q --profile "$PROFILE" -p minispin
-minispin="target/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")/minispin"
+profile_dir=$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
+if [ -n "${HOST_SQLITE_FLAGS:-}" ]; then
+  # Only SQLite's compile flags differ; the default build stays as it is.
+  LIBSQLITE3_FLAGS="$HOST_SQLITE_FLAGS" CARGO_TARGET_DIR=target/host-sqlite-flags \
+    cargo build -q --profile "$PROFILE" -p minispin
+  minispin="target/host-sqlite-flags/$profile_dir/minispin"
+else
+  cargo build -q --profile "$PROFILE" -p minispin
+  minispin="target/$profile_dir/minispin"
+fi
 "$minispin" build --file spin.toml >/dev/null 2>&1
 
 state=$(mktemp -d)
@@ -57,7 +68,7 @@ run() { # name, path, [script]
 }
 
 echo
-echo "$(nproc) cores, ${CONNECTIONS} connections, ${DURATION}s each"
+echo "$(nproc) cores, ${CONNECTIONS} connections, ${DURATION}s each; the host's SQLite: ${HOST_SQLITE_FLAGS:-as Spin builds it, the flags of the rusqlite bundled build}"
 echo "| scenario                           |   req/s    |   p50    |   p99    | non-2xx |"
 echo "|------------------------------------|------------|----------|----------|---------|"
 run "the app's JSON 404 (no storage)" "/no-such-route"
