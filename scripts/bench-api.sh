@@ -11,7 +11,8 @@
 #   PROFILE=dev scripts/bench-api.sh     # reuse the test build (deps optimized)
 #   HOST_SQLITE_FLAGS=-DSQLITE_DEFAULT_MEMSTATUS=0 scripts/bench-api.sh
 #       # a host whose bundled SQLite is compiled with other flags (LIBSQLITE3_FLAGS, as
-#       # an operator building Spin from source would pass them); its own target dir
+#       # an operator building Spin from source would pass them); its own target dir.
+#       # The trivial component has no SQLite: bench-runtime.sh measures it on the default build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

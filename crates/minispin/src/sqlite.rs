@@ -386,7 +386,8 @@ mod tests {
         // Only a build that turns the statistics off lists the option.
         assert!(
             !options.iter().any(|o| o.starts_with("DEFAULT_MEMSTATUS")),
-            "SQLite's memory statistics are off, unlike Spin's build: {options:?}"
+            "SQLite's memory statistics are off: a LIBSQLITE3_FLAGS in the build, or a \
+             libsqlite3-sys upgrade (compare Spin's Cargo.lock)? {options:?}"
         );
     }
 
