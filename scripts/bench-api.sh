@@ -2,7 +2,8 @@
 # Load-tests the app on loopback with wrk: requests per second and p50/p99 latency
 # at 32 connections for deductions, hold + settle pairs, the balance page and the
 # usage report, beside the runtime's trivial-component figure
-# (scripts/bench-runtime.sh, run first in the same run); then prints each
+# (scripts/bench-runtime.sh, run first in the same run); then what opening the
+# app's database alone costs a request (scripts/bench-sqlite-floor.sh), and each
 # component's release .wasm size. The runtime opens
 # SQLite as Spin does (a new connection per open, no pragmas of its own), so these are the
 # figures a deployment on Spin gets. Bounded: DURATION s per scenario.
@@ -82,6 +83,12 @@ run "POST …/holds + …/settle (requests)" "/api/billing/credits/holds" bench/
 echo
 balance=$(curl -sf -H "Authorization: Bearer $key" "$BASE/api/billing/credits?limit=1")
 echo "after the run: $(sed 's/.*"plan":{[^}]*"used_tokens":\([0-9]*\).*/plan used_tokens=\1/' <<<"$balance")"
+
+# The floor under every row above: what opening this database costs a request.
+kill "$server"; wait "$server" 2>/dev/null || true
+echo
+echo "Opening SQLite as Spin does, this run's database and smaller ones (scripts/bench-sqlite-floor.sh):"
+scripts/bench-sqlite-floor.sh "$minispin" "$state/sqlite_db.db"
 echo
 echo "| component | release .wasm |"
 echo "|---|---|"
