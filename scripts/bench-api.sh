@@ -45,7 +45,7 @@ export BENCH_SERVICE_TOKEN="bench-$(date +%s)"
 SPIN_VARIABLE_SERVICE_TOKEN="$BENCH_SERVICE_TOKEN" RUST_LOG=warn "$minispin" up --file spin.toml \
   --listen "127.0.0.1:$PORT" --state-dir "$state" >"$state/server.log" 2>&1 &
 server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$state"' EXIT
+trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$state"' EXIT
 for _ in $(seq 1 100); do curl -sf -o /dev/null "$BASE/" && break; sleep 0.2; done
 
 key=$(curl -sf -H "Authorization: Bearer $BENCH_SERVICE_TOKEN" -H "Content-Type: application/json" \

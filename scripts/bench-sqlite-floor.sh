@@ -13,20 +13,28 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+[ $# -eq 2 ] || { echo "usage: $0 MINISPIN APP_DB" >&2; exit 2; }
 minispin=$1
 app_db=$2
 DURATION="${DURATION:-10}"
 CONNECTIONS="${CONNECTIONS:-32}"
 THREADS="${THREADS:-2}"
-PORT="${FLOOR_PORT:-3918}"
-BASE="http://127.0.0.1:$PORT"
+TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$PWD/$TARGET_DIR" ;; esac
 PROBE="SELECT id FROM accounts WHERE id = 'probe'"
 
 cargo build -q --target wasm32-wasip2 --profile wasm -p minispin-test-http
 
 work=$(mktemp -d)
 server=""
-stop() { [ -z "$server" ] || { kill "$server" 2>/dev/null; wait "$server" 2>/dev/null || true; server=""; }; }
+BASE=""
+stop() {
+  if [ -n "$server" ]; then
+    kill "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+    server=""
+  fi
+}
 trap 'stop; rm -rf "$work"' EXIT
 
 cat >"$work/spin.toml" <<TOML
@@ -37,7 +45,7 @@ name = "sqlite-floor"
 route = "/..."
 component = "probe"
 [component.probe]
-source = "$PWD/target/wasm32-wasip2/wasm/minispin_test_http.wasm"
+source = "$TARGET_DIR/wasm32-wasip2/wasm/minispin_test_http.wasm"
 sqlite_databases = ["default"]
 TOML
 cat >"$work/probe.lua" <<LUA
@@ -49,12 +57,17 @@ sql() { # one statement on a new connection, as the probe runs it
   curl -sf -X POST --data-binary "$1" "$BASE/sqlite/query"
 }
 
-start() { # state dir
-  RUST_LOG=warn "$minispin" up --file "$work/spin.toml" --listen "127.0.0.1:$PORT" \
-    --state-dir "$1" >"$1/server.log" 2>&1 &
+start() { # state dir; a free port, so nothing else answers in its place
+  RUST_LOG=warn "$minispin" up --file "$work/spin.toml" --listen 127.0.0.1:0 \
+    --state-dir "$1" >"$1/stdout" 2>"$1/stderr" &
   server=$!
-  for _ in $(seq 1 100); do curl -sf -o /dev/null "$BASE/hello" && return; sleep 0.1; done
-  echo "minispin did not start:" >&2; cat "$1/server.log" >&2; exit 1
+  for _ in $(seq 1 100); do
+    BASE=$(sed -n 's/^Serving //p' "$1/stdout" | head -n1)
+    [ -z "$BASE" ] || return 0
+    kill -0 "$server" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "minispin did not start:" >&2; cat "$1/stderr" >&2; exit 1
 }
 
 copy_app_db() { # state dir
@@ -72,7 +85,7 @@ trivial_rps=""
 measure() { # name, prepare function
   local name=$1 prepare=$2 state out rps p50 p99 errors path=/sqlite/query lua="$work/probe.lua"
   state=$(mktemp -d -p "$work")
-  [ "$prepare" != app ] && [ "$prepare" != app_tables ] || copy_app_db "$state"
+  case $prepare in app | app_tables) copy_app_db "$state" ;; esac
   start "$state"
   case $prepare in
     none) path=/hello lua="" ;;
