@@ -6,7 +6,8 @@
 //!     case: every write contends for the same row);
 //!     a new connection per deduction, as on Spin, with requests overlapping
 //!     and one at a time (`LEDGER_BENCH_ONLY_DEDUCTIONS=1` stops there;
-//!     `LEDGER_BENCH_PRAGMAS` tries other settings, see `open`);
+//!     `LEDGER_BENCH_PRAGMAS` tries other settings, see `open`;
+//!     `LEDGER_BENCH_PAGE_SIZE` makes the file of (a)–(c) with another page size);
 //! (b) the time of one history page (limit 50) for an account with 1,000,000
 //!     ledger rows against one with 1,000;
 //! (c) the usage report at both sizes;
@@ -151,8 +152,7 @@ fn history_page(db: &NativeDb, account: &AccountId, query: &HistoryQuery) -> Dur
 fn main() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bench.db");
-    let db = NativeDb::open(&path).unwrap();
-    with_credits(&db, |c| c.migrate()).unwrap();
+    let db = create(&path);
 
     println!(
         "(a) deductions per second, SQLite file in WAL mode ({:?}, then {:?})",
@@ -305,6 +305,27 @@ fn deductions_per_second_per_request(path: &Path, account: &AccountId, count: us
 fn wal_megabytes(path: &Path) -> f64 {
     let wal = path.with_extension("db-wal");
     std::fs::metadata(wal).map_or(0.0, |m| m.len() as f64 / 1e6)
+}
+
+/// The benchmark's database, migrated; `LEDGER_BENCH_PAGE_SIZE` makes the file with
+/// another page size (only possible before its first table).
+fn create(path: &Path) -> NativeDb {
+    let db = NativeDb::open(path).unwrap();
+    if let Ok(size) = std::env::var("LEDGER_BENCH_PAGE_SIZE") {
+        let size: u32 = size
+            .parse()
+            .expect("LEDGER_BENCH_PAGE_SIZE is a number of bytes");
+        let conn = db.connection();
+        conn.execute_batch(&format!("PRAGMA page_size = {size}"))
+            .unwrap();
+        // SQLite ignores a size it cannot take rather than failing.
+        let taken: u32 = conn
+            .query_row("PRAGMA page_size", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(taken, size, "SQLite did not take the page size");
+    }
+    with_credits(&db, |c| c.migrate()).unwrap();
+    db
 }
 
 /// A connection as Spin opens one. `LEDGER_BENCH_PRAGMAS` (statements separated by
