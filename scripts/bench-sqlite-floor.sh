@@ -82,7 +82,7 @@ schema() {
 }
 
 trivial_rps=""
-measure() { # name, prepare function
+measure() { # row name, database (none, one_table, app_tables, app)
   local name=$1 prepare=$2 state out rps p50 p99 errors path=/sqlite/query lua="$work/probe.lua"
   state=$(mktemp -d -p "$work")
   case $prepare in app | app_tables) copy_app_db "$state" ;; esac
