@@ -8,5 +8,5 @@ use spin_sdk::http_component;
 /// Answers, then delivers the events the request may have recorded.
 #[http_component]
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
-    credits_spin::serve_then_deliver(req, out, credits_api::routes::recharge::serve).await;
+    credits_spin_http::serve_then_deliver(req, out, credits_api::routes::recharge::serve).await;
 }

@@ -1,6 +1,8 @@
-//! Spin adapters: the domain's storage ports on `spin-sdk`, and the glue every
-//! credits component shares (open the stores when first used, read the
-//! variables, serve).
+//! Spin adapters: the domain's storage ports on `spin-sdk`, the configuration
+//! from Spin's variables, outbound HTTP for Stripe and event receivers, and the
+//! scheduled auto-recharge check. Nothing here speaks the API's HTTP: serving
+//! a route group is `credits-spin-http`'s job, so the cron component links
+//! no HTTP contract.
 
 use std::cell::{Cell, OnceCell};
 
@@ -10,9 +12,7 @@ use credits::{
     KeyValue, NoCache, RechargeReport, Row, SQLITE_BUSY_WAIT, SignedEvent, SystemClock, Value,
     wait_while_busy,
 };
-use credits_api::{AfterAnswer, Config, Env, Request, Response, Stores};
-use spin_sdk::http::conversions::TryFromIncomingRequest;
-use spin_sdk::http::{IncomingRequest, IntoResponse, OutgoingResponse, ResponseOutparam};
+use credits_service::{Config, Stores};
 use spin_sdk::key_value::Store;
 use spin_sdk::sqlite::{self, Connection};
 use spin_sdk::variables;
@@ -344,17 +344,19 @@ fn exchange(
     Ok((status, received))
 }
 
-/// What one request (or tick) works with: the stores, each opened when first
-/// used and then kept for the work after the answer too (a second connection
-/// would parse the schema again), and the configuration.
-struct Instance {
+/// What one invocation (a request or a cron tick) works with: the stores, each
+/// opened when first used and then kept for the work after the answer too (a
+/// second connection would parse the schema again), and the configuration.
+pub struct Invocation {
     db: SpinDb,
     kv: SpinKv,
     config: Config,
 }
 
-impl Instance {
-    fn new() -> Self {
+impl Invocation {
+    /// Reads the configuration; opens nothing yet.
+    #[must_use]
+    pub fn new() -> Self {
         Self {
             db: SpinDb::default(),
             kv: SpinKv::default(),
@@ -362,7 +364,9 @@ impl Instance {
         }
     }
 
-    fn stores(&self) -> Stores<'_> {
+    /// The platform's stores, as the service takes them.
+    #[must_use]
+    pub fn stores(&self) -> Stores<'_> {
         Stores {
             db: &self.db,
             cache: &self.kv,
@@ -370,25 +374,14 @@ impl Instance {
         }
     }
 
-    fn serve(
-        &self,
-        req: &Request,
-        group: fn(&Env<'_>, &Request) -> Response,
-        after: Option<&AfterAnswer>,
-    ) -> Response {
-        let service_token = variables::get("service_token").ok();
-        let env = Env {
-            stores: self.stores(),
-            config: &self.config,
-            service_token: service_token.as_deref(),
-            test_clock: variables::get("test_clock").is_ok_and(|v| v == "true"),
-            after,
-        };
-        group(&env, req)
+    /// This component's configuration.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// Delivers what is due at `now`; a failure waits for the next request or tick.
-    fn deliver_events(&self, now: credits::Timestamp) {
+    pub fn deliver_events(&self, now: credits::Timestamp) {
         if let Err(e) =
             credits_service::deliver_events(self.stores(), &self.config, now, &SpinEventTransport)
         {
@@ -397,63 +390,18 @@ impl Instance {
     }
 }
 
-/// Serves one request with a route group of the API, on this instance's stores.
-pub fn serve(req: &Request, group: fn(&Env<'_>, &Request) -> Response) -> Response {
-    Instance::new().serve(req, group, None)
-}
-
-/// Serves one request, sends the answer, then does what the request left for
-/// after it: the auto-recharge a deduction set off with a remote provider, then
-/// delivering the events it may have recorded. Spin keeps running a
-/// handler after its response is complete, so no client waits for a receiver.
-pub async fn serve_then_deliver(
-    req: IncomingRequest,
-    out: ResponseOutparam,
-    group: fn(&Env<'_>, &Request) -> Response,
-) {
-    let instance = Instance::new();
-    let after = AfterAnswer::default();
-    let response = match Request::try_from_incoming_request(req).await {
-        Ok(req) => instance.serve(&req, group, Some(&after)),
-        Err(e) => credits_api::error_response(&credits_api::ApiError::invalid(format!(
-            "unreadable request: {e:?}"
-        ))),
-    };
-    let mut response = response.into_response();
-    let body = std::mem::take(response.body_mut());
-    match OutgoingResponse::try_from(response) {
-        Ok(outgoing) => {
-            if let Err(e) = out.set_with_body(outgoing, body).await {
-                eprintln!("cannot send the response: {e}");
-            }
-        }
-        Err(e) => eprintln!("cannot convert the response: {e}"),
-    }
-    let mut deliver_at = after.deliver_events_at();
-    if let Some((recharge, now)) = after.take_recharge() {
-        match credits_service::evaluate_deferred_recharge(
-            instance.stores(),
-            &instance.config,
-            now,
-            &recharge,
-        ) {
-            Ok(true) => deliver_at = Some(deliver_at.map_or(now, |at| at.max(now))),
-            Ok(false) => {}
-            // The next evaluation (a deduction, a check, the cron) tries again.
-            Err(e) => eprintln!("auto-recharge after the answer: {e}"),
-        }
-    }
-    if let Some(now) = deliver_at {
-        instance.deliver_events(now);
+impl Default for Invocation {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
 /// The scheduled auto-recharge evaluation (the cron component's whole job), then
 /// the delivery of what is due.
 pub fn recharge_check() -> Result<RechargeReport, String> {
-    let instance = Instance::new();
-    let report = credits_service::recharge_check(instance.stores(), &instance.config)
+    let invocation = Invocation::new();
+    let report = credits_service::recharge_check(invocation.stores(), invocation.config())
         .map_err(|e| e.to_string());
-    instance.deliver_events(SystemClock.now());
+    invocation.deliver_events(SystemClock.now());
     report
 }
