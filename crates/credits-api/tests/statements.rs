@@ -57,6 +57,7 @@ impl KeyValue for CountingKv {
 struct Api {
     db: Counting,
     kv: CountingKv,
+    config: Config,
     _dir: tempfile::TempDir,
 }
 
@@ -70,6 +71,7 @@ impl Api {
                 statements: Cell::new(0),
             },
             kv: CountingKv::default(),
+            config: Config::default(),
             _dir: dir,
         }
     }
@@ -82,23 +84,35 @@ impl Api {
         token: &str,
         body: Option<Json>,
     ) -> (u16, Json, usize, usize) {
-        let mut builder = http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("authorization", format!("Bearer {token}"));
+        let authorization = format!("Bearer {token}");
+        let mut headers = vec![("authorization", authorization.as_str())];
         if body.is_some() {
-            builder = builder.header("content-type", "application/json");
+            headers.push(("content-type", "application/json"));
         }
-        let req: Request = builder
-            .body(body.map(|b| b.to_string().into_bytes()).unwrap_or_default())
-            .unwrap();
+        let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        self.send_raw(method, path, &headers, body)
+    }
+
+    /// Sends a request with exactly these headers and body bytes.
+    fn send_raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (u16, Json, usize, usize) {
+        let mut builder = http::Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let req: Request = builder.body(body).unwrap();
         let env = Env {
             stores: Stores {
                 db: &self.db,
                 cache: &self.kv,
                 stripe: &credits_service::NoNetwork,
             },
-            config: &Config::default(),
+            config: &self.config,
             service_token: Some(SERVICE),
             test_clock: false,
             after: None,
@@ -149,6 +163,20 @@ fn statements_per_route() {
         rows.push((name.to_owned(), statements, kv));
         statements
     };
+    let create = measure(
+        "`POST /api/admin/accounts`",
+        "POST",
+        "/api/admin/accounts",
+        SERVICE,
+        Some(json!({"account_id": "beta", "plan": "pro"})),
+    );
+    measure(
+        "`PUT /api/admin/accounts/{id}/plan`",
+        "PUT",
+        "/api/admin/accounts/beta/plan",
+        SERVICE,
+        Some(json!({"plan": "team"})),
+    );
     let deduct = measure(
         "`POST …/deductions` (sets nothing off)",
         "POST",
@@ -273,6 +301,8 @@ fn statements_per_route() {
         None,
     );
 
+    let (_, events, ..) = api.send("GET", "/api/admin/events?limit=1", SERVICE, None);
+    let event = events["events"][0]["id"].as_str().unwrap().to_owned();
     measure(
         "`GET /api/admin/events`",
         "GET",
@@ -280,6 +310,35 @@ fn statements_per_route() {
         SERVICE,
         None,
     );
+    measure(
+        "`POST /api/admin/events/{id}/redeliver` (no `events_url`)",
+        "POST",
+        &format!("/api/admin/events/{event}/redeliver"),
+        SERVICE,
+        None,
+    );
+    measure(
+        "`GET /api/billing/payment-method`",
+        "GET",
+        "/api/billing/payment-method",
+        &key,
+        None,
+    );
+    measure(
+        "`POST /api/billing/payment-method/setup` (sandbox)",
+        "POST",
+        "/api/billing/payment-method/setup",
+        &key,
+        None,
+    );
+    let description = measure(
+        "`GET /api/openapi.json`",
+        "GET",
+        "/api/openapi.json",
+        SERVICE,
+        None,
+    );
+    rows.push(stripe_webhook());
 
     println!("| route | SQL statements | key-value calls |\n|---|---|---|");
     for (name, statements, kv) in &rows {
@@ -298,4 +357,50 @@ fn statements_per_route() {
         catalog, 0,
         "the catalog with the service token opens no store"
     );
+    assert_eq!(description, 0, "the API's description opens no store");
+    assert_eq!(create, 1, "a new account: one statement");
+}
+
+/// Stripe's webhook, on an app configured for Stripe: a signed
+/// `payment_intent.succeeded` about no purchase of ours (it asks Stripe nothing).
+fn stripe_webhook() -> (String, usize, usize) {
+    let mut api = Api::new();
+    api.config.payments = credits_service::PaymentConfig::from_variables(|name| {
+        match name {
+            "payment_provider" => Some("stripe"),
+            "stripe_secret_key" => Some("sk_test_1"),
+            "stripe_webhook_secret" => Some("whsec_1"),
+            _ => None,
+        }
+        .map(str::to_owned)
+    });
+    let deliver = |event: &str| {
+        let payload = format!(
+            r#"{{"id":"{event}","object":"event","type":"payment_intent.succeeded","data":{{"object":{{"id":"pi_1","object":"payment_intent","status":"succeeded","metadata":{{"purchase_id":"pur_none"}}}}}}}}"#
+        );
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let signature = fake_stripe::signature(&payload, "whsec_1", i64::try_from(now).unwrap());
+        let answer = api.send_raw(
+            "POST",
+            "/api/webhooks/stripe",
+            &[
+                ("content-type", "application/json"),
+                ("stripe-signature", &signature),
+            ],
+            payload.into_bytes(),
+        );
+        assert_eq!((answer.0, &answer.1), (200, &json!({"received": true})));
+        answer
+    };
+    // A first event makes the adapter's tables, as on a running service.
+    deliver("evt_0");
+    let (_, _, statements, kv) = deliver("evt_1");
+    (
+        "`POST /api/webhooks/stripe` (`payment_intent.succeeded`, no purchase of ours)".to_owned(),
+        statements,
+        kv,
+    )
 }
