@@ -210,10 +210,14 @@ impl Call<'_> {
         let Some(header) = self.req.headers().get("idempotency-key") else {
             return Ok(None);
         };
-        let text = header.to_str().map_err(|_| {
-            ApiError::invalid("Idempotency-Key must be 1-255 printable ASCII characters")
-        })?;
-        Ok(Some(Idempotency::new(IdempotencyKey::parse(text)?, body)))
+        let key = header
+            .to_str()
+            .ok()
+            .and_then(|text| IdempotencyKey::parse(text).ok())
+            .ok_or_else(|| {
+                ApiError::invalid("Idempotency-Key must be 1-255 printable ASCII characters")
+            })?;
+        Ok(Some(Idempotency::new(key, body)))
     }
 
     /// The query string as pairs, decoded.

@@ -69,6 +69,21 @@ impl ApiError {
         }
     }
 
+    /// What the caller reads: the domain's words, or, where the way out is an
+    /// HTTP one (a header, a route), the API's.
+    pub fn message(&self) -> String {
+        match self {
+            Self::Domain(CreditsError::UnknownAccountKey) => Self::Unauthorized.to_string(),
+            Self::Domain(CreditsError::PaymentMethodRequired) => {
+                "save a payment method first (PUT /api/billing/payment-method)".to_owned()
+            }
+            Self::Domain(CreditsError::IdempotencyKeyReused) => {
+                "this Idempotency-Key was used with a different request body".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+
     /// The API's error code.
     pub fn code(&self) -> &'static str {
         self.code_and_status().0
@@ -77,5 +92,31 @@ impl ApiError {
     /// The HTTP status that goes with [`code`](Self::code).
     pub fn status(&self) -> u16 {
         self.code_and_status().1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use credits::CreditsError;
+
+    use super::ApiError;
+
+    /// Where the way out is an HTTP one, the caller reads the header or route.
+    #[test]
+    fn messages_name_the_http_way_out() {
+        let message = |e: CreditsError| ApiError::from(e).message();
+        assert_eq!(
+            message(CreditsError::UnknownAccountKey),
+            "missing or unknown bearer token"
+        );
+        assert!(
+            message(CreditsError::PaymentMethodRequired)
+                .contains("PUT /api/billing/payment-method")
+        );
+        assert!(message(CreditsError::IdempotencyKeyReused).contains("Idempotency-Key"));
+        assert_eq!(
+            message(CreditsError::NotFound("account")),
+            "account not found"
+        );
     }
 }

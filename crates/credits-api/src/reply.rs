@@ -68,7 +68,7 @@ pub fn error_response(error: &ApiError) -> Response {
          whether the request took effect"
             .to_owned()
     } else {
-        error.to_string()
+        error.message()
     };
     let mut body = serde_json::json!({"error": {"code": code, "message": message}});
     if let ApiError::Domain(credits::CreditsError::AuthenticationRequired {

@@ -11,7 +11,7 @@ pub enum CreditsError {
     #[error("{0}")]
     Invalid(String),
     /// No account has this key.
-    #[error("missing or unknown bearer token")]
+    #[error("no account has this key")]
     UnknownAccountKey,
     /// The free plan may not do this (buy credits, use auto-recharge).
     #[error("the free plan cannot {0}; upgrade to a paid plan to unlock it")]
@@ -31,11 +31,11 @@ pub enum CreditsError {
         message: String,
         client_secret: String,
     },
-    #[error("save a payment method first (PUT /api/billing/payment-method)")]
+    #[error("the account has no saved payment method")]
     PaymentMethodRequired,
     #[error("account {0} exists already")]
     AccountExists(String),
-    #[error("this Idempotency-Key was used with a different request body")]
+    #[error("this idempotency key was used with a different request")]
     IdempotencyKeyReused,
     #[error("{requested} tokens exceed the {refundable} tokens left to refund on this deduction")]
     RefundExceedsDeduction { requested: u64, refundable: u64 },
@@ -49,9 +49,7 @@ pub enum CreditsError {
     Storage(#[from] DbError),
     /// A manual purchase whose charge has no outcome yet: pending, settled later
     /// (the answer is `202`, not a failure).
-    #[error(
-        "the payment's outcome is not known yet: the same request with the same Idempotency-Key answers it"
-    )]
+    #[error("the payment's outcome is not known yet")]
     PaymentPending(PendingPurchaseView),
     /// The payment provider did not give an outcome (timeout, outage): the purchase
     /// stays pending and is settled later.
@@ -70,3 +68,50 @@ impl CreditsError {
 }
 
 pub type Result<T, E = CreditsError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::CreditsError;
+
+    /// The domain's messages name no header, route or token: the HTTP crate
+    /// words those for the API's callers.
+    #[test]
+    fn messages_speak_the_products_terms() {
+        let errors = [
+            CreditsError::UnknownAccountKey,
+            CreditsError::FreePlan("buy credits"),
+            CreditsError::NotFound("account"),
+            CreditsError::PaymentMethodRequired,
+            CreditsError::AccountExists("acme".into()),
+            CreditsError::IdempotencyKeyReused,
+            CreditsError::HoldNotHeld("settled"),
+            CreditsError::PaymentDeclined("card declined".into()),
+            CreditsError::InsufficientBalance {
+                requested: 2,
+                available: 1,
+            },
+            CreditsError::RefundExceedsDeduction {
+                requested: 2,
+                refundable: 1,
+            },
+            CreditsError::HoldExceeded {
+                requested: 2,
+                held: 1,
+            },
+            crate::IdempotencyKey::parse("").unwrap_err(),
+        ];
+        for error in errors {
+            let message = error.to_string();
+            for http_word in [
+                "/api/",
+                "Idempotency-Key",
+                "bearer",
+                "HTTP",
+                "PUT ",
+                "POST ",
+            ] {
+                assert!(!message.contains(http_word), "{error:?} says {message:?}");
+            }
+        }
+    }
+}

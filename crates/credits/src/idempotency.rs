@@ -8,7 +8,8 @@ use sha2::{Digest, Sha256};
 use crate::error::{CreditsError, Result};
 use crate::store::{DbError, Row};
 
-/// An `Idempotency-Key` header: 1–255 printable ASCII characters.
+/// A key a client sends so that a repeated request takes effect once: 1–255
+/// printable ASCII characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct IdempotencyKey(String);
 
@@ -18,7 +19,7 @@ impl IdempotencyKey {
             Ok(Self(text.to_owned()))
         } else {
             Err(CreditsError::invalid(
-                "Idempotency-Key must be 1-255 printable ASCII characters",
+                "an idempotency key must be 1-255 printable ASCII characters",
             ))
         }
     }
