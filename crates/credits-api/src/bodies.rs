@@ -83,12 +83,12 @@ impl Deduction {
             Some(r) => Resource::parse(r.project.as_deref(), r.session.as_deref())?,
             None => Resource::default(),
         };
-        Ok(DeductionRequest {
-            account: AccountId::parse(&self.account_id)?,
-            tokens: TokenAmount::new(self.tokens)?,
-            operation: Operation::parse(&self.operation)?,
+        Ok(DeductionRequest::new(
+            AccountId::parse(&self.account_id)?,
+            TokenAmount::new(self.tokens)?,
+            Operation::parse(&self.operation)?,
             resource,
-        })
+        ))
     }
 }
 
@@ -108,13 +108,13 @@ impl NewHold {
             Some(r) => Resource::parse(r.project.as_deref(), r.session.as_deref())?,
             None => Resource::default(),
         };
-        Ok(HoldRequest {
-            account: AccountId::parse(&self.account_id)?,
-            tokens: TokenAmount::new(self.tokens)?,
-            operation: Operation::parse(&self.operation)?,
+        Ok(HoldRequest::new(
+            AccountId::parse(&self.account_id)?,
+            TokenAmount::new(self.tokens)?,
+            Operation::parse(&self.operation)?,
             resource,
-            lifetime: HoldLifetime::new(self.expires_in_seconds)?,
-        })
+            HoldLifetime::new(self.expires_in_seconds)?,
+        ))
     }
 }
 
@@ -166,12 +166,12 @@ pub(crate) struct Refund {
 
 impl Refund {
     pub(crate) fn validate(self) -> Result<RefundRequest, CreditsError> {
-        Ok(RefundRequest {
-            account: AccountId::parse(&self.account_id)?,
-            deduction: TransactionId::parse(&self.deduction_id),
-            tokens: self.tokens.map(TokenAmount::new).transpose()?,
-            reason: self.reason.as_deref().map(Reason::parse).transpose()?,
-        })
+        Ok(RefundRequest::new(
+            AccountId::parse(&self.account_id)?,
+            TransactionId::parse(&self.deduction_id),
+            self.tokens.map(TokenAmount::new).transpose()?,
+            self.reason.as_deref().map(Reason::parse).transpose()?,
+        ))
     }
 }
 

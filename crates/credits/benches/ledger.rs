@@ -54,12 +54,16 @@ fn with_credits<T>(db: &NativeDb, f: impl FnOnce(&Credits<'_>) -> T) -> T {
 }
 
 fn deduction(account: &AccountId) -> DeductionRequest {
-    DeductionRequest {
-        account: account.clone(),
-        tokens: TokenAmount::new(1).unwrap(),
-        operation: Operation::parse("enrichment").unwrap(),
-        resource: Resource::parse(Some("p-1"), Some("s-1")).unwrap(),
-    }
+    deduction_of(account, 1)
+}
+
+fn deduction_of(account: &AccountId, tokens: u64) -> DeductionRequest {
+    DeductionRequest::new(
+        account.clone(),
+        TokenAmount::new(tokens).unwrap(),
+        Operation::parse("enrichment").unwrap(),
+        Resource::parse(Some("p-1"), Some("s-1")).unwrap(),
+    )
 }
 
 /// Deductions per second with `threads` connections writing to one account.
@@ -381,9 +385,7 @@ fn events_cost(path: &Path) {
         let settings = RechargeSettings::new(false, Some(Pack::Starter), Some(threshold), None);
         c.save_recharge_settings(&account, &settings.unwrap())
             .unwrap();
-        let mut plan = deduction(&account);
-        plan.tokens = TokenAmount::new(2_000_000).unwrap();
-        c.deduct(&plan, None).unwrap();
+        c.deduct(&deduction_of(&account, 2_000_000), None).unwrap();
     });
     let trigger = credits::schema::MIGRATIONS
         .iter()

@@ -97,14 +97,34 @@ impl HoldLifetime {
     }
 }
 
-/// Tokens to reserve for an AI call whose size is known only at its end.
+/// Tokens to reserve for an AI call whose size is known only at its end, made
+/// only of values already checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HoldRequest {
-    pub account: AccountId,
-    pub tokens: TokenAmount,
-    pub operation: Operation,
-    pub resource: Resource,
-    pub lifetime: HoldLifetime,
+    pub(crate) account: AccountId,
+    pub(crate) tokens: TokenAmount,
+    pub(crate) operation: Operation,
+    pub(crate) resource: Resource,
+    pub(crate) lifetime: HoldLifetime,
+}
+
+impl HoldRequest {
+    #[must_use]
+    pub fn new(
+        account: AccountId,
+        tokens: TokenAmount,
+        operation: Operation,
+        resource: Resource,
+        lifetime: HoldLifetime,
+    ) -> Self {
+        Self {
+            account,
+            tokens,
+            operation,
+            resource,
+            lifetime,
+        }
+    }
 }
 
 /// How many tokens a call used: 0 up to what its hold reserves.

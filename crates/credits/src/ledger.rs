@@ -14,13 +14,30 @@ use crate::store::{Durability, Row, Value};
 use crate::tokens::{self, TokenAmount};
 use crate::transaction::{TX_COLUMN_COUNT, Transaction, tx_columns};
 
-/// Tokens consumed by an AI operation.
+/// Tokens consumed by an AI operation, made only of values already checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeductionRequest {
-    pub account: AccountId,
-    pub tokens: TokenAmount,
-    pub operation: Operation,
-    pub resource: Resource,
+    pub(crate) account: AccountId,
+    pub(crate) tokens: TokenAmount,
+    pub(crate) operation: Operation,
+    pub(crate) resource: Resource,
+}
+
+impl DeductionRequest {
+    #[must_use]
+    pub fn new(
+        account: AccountId,
+        tokens: TokenAmount,
+        operation: Operation,
+        resource: Resource,
+    ) -> Self {
+        Self {
+            account,
+            tokens,
+            operation,
+            resource,
+        }
+    }
 }
 
 /// What a deduction answers.
@@ -31,16 +48,32 @@ pub struct DeductionReceipt {
     pub available_tokens: u64,
 }
 
-/// Tokens given back for a failed operation.
+/// Tokens given back for a failed operation, made only of values already checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RefundRequest {
-    pub account: AccountId,
-    /// The deduction's id; `None` for an id this service never issued, which is
-    /// simply not found.
-    pub deduction: Option<TransactionId>,
-    /// `None`: all that is left to refund.
-    pub tokens: Option<TokenAmount>,
-    pub reason: Option<Reason>,
+    pub(crate) account: AccountId,
+    pub(crate) deduction: Option<TransactionId>,
+    pub(crate) tokens: Option<TokenAmount>,
+    pub(crate) reason: Option<Reason>,
+}
+
+impl RefundRequest {
+    /// `deduction` is `None` for an id this service never issued (the refund
+    /// is then simply not found); `tokens` `None` refunds all that is left.
+    #[must_use]
+    pub fn new(
+        account: AccountId,
+        deduction: Option<TransactionId>,
+        tokens: Option<TokenAmount>,
+        reason: Option<Reason>,
+    ) -> Self {
+        Self {
+            account,
+            deduction,
+            tokens,
+            reason,
+        }
+    }
 }
 
 /// What a refund answers.

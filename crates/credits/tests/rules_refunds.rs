@@ -16,9 +16,9 @@
 
 mod support;
 
-use credits::{AccountId, CreditsError, Pack, Plan, Transaction, TransactionId};
+use credits::{AccountId, CreditsError, Pack, Plan, RefundRequest, Transaction, TransactionId};
 use support::rules::{VISA, buy, deduct, deduct_in};
-use support::{World, deduction, refund, refused, split};
+use support::{World, deduction_for, refund, refused, split};
 
 /// A Pro account whose next deduction of 150 takes 100 plan and 50 credit tokens.
 fn mixed_deduction(w: &World) -> (AccountId, Transaction) {
@@ -162,8 +162,7 @@ fn only_a_deduction_of_the_same_account_can_be_refunded() {
         "tx_-00000000001",
         "../1",
     ] {
-        let mut req = refund(&acme, &mine, None);
-        req.deduction = TransactionId::parse(garbage);
+        let req = RefundRequest::new(acme.clone(), TransactionId::parse(garbage), None, None);
         assert_eq!(
             refused(w.credits_with(|c| c.refund(&req, None))),
             "NotFound",
@@ -183,8 +182,7 @@ fn only_a_deduction_of_the_same_account_can_be_refunded() {
 fn a_refund_carries_its_deductions_operation_and_resource() {
     let w = World::new();
     let acme = w.account("acme", Plan::Free);
-    let mut req = deduction(&acme, 500, Some("p-42"));
-    req.operation = credits::Operation::parse("hygiene").unwrap();
+    let req = deduction_for(&acme, 500, Some("p-42"), "hygiene");
     let d = w
         .credits_with(|c| c.deduct(&req, None))
         .unwrap()
@@ -213,8 +211,7 @@ fn a_refund_carries_its_deductions_operation_and_resource() {
     }
     // Without a reason, and a deduction without a project: nulls read back.
     let bare = deduct(&w, &acme, 10);
-    let mut req = refund(&acme, &bare, None);
-    req.reason = None;
+    let req = RefundRequest::new(acme.clone(), Some(bare.id()), None, None);
     match w
         .credits_with(|c| c.refund(&req, None))
         .unwrap()

@@ -18,7 +18,7 @@ mod support;
 
 use credits::{AccountId, Plan, Timestamp, UsageGrouping, UsageQuery};
 use support::rules::{deduct, deduct_in};
-use support::{World, deduction, refund, refused};
+use support::{World, deduction_for, refund, refused};
 
 fn usage(
     w: &World,
@@ -51,8 +51,7 @@ fn usage_groups_by_day_project_and_operation_net_of_refunds() {
     let acme = w.account("acme", Plan::Free);
     w.clock.set("2026-11-03T10:00:00Z");
     let a = deduct_in(&w, &acme, 100, Some("alpha"));
-    let mut hygiene = deduction(&acme, 40, Some("beta"));
-    hygiene.operation = credits::Operation::parse("hygiene").unwrap();
+    let hygiene = deduction_for(&acme, 40, Some("beta"), "hygiene");
     w.credits_with(|c| c.deduct(&hygiene, None)).unwrap();
     w.clock.set("2026-11-04T23:59:59.999Z");
     deduct_in(&w, &acme, 7, None);

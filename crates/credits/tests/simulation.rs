@@ -643,12 +643,12 @@ fn run(op: &Op, c: &Credits<'_>, shared: &Shared) -> Answer {
             |_| false,
         ),
         Op::Deduct { acct, tokens, .. } => {
-            let req = DeductionRequest {
-                account: account_id(*acct),
-                tokens: TokenAmount::new(*tokens).unwrap(),
-                operation: operation(),
-                resource: resource(),
-            };
+            let req = DeductionRequest::new(
+                account_id(*acct),
+                TokenAmount::new(*tokens).unwrap(),
+                operation(),
+                resource(),
+            );
             done(
                 c.deduct(&req, idem),
                 |r| Some(Outcome::Tx(r.value.transaction.clone())),
@@ -658,12 +658,12 @@ fn run(op: &Op, c: &Credits<'_>, shared: &Shared) -> Answer {
         Op::Refund {
             acct, of, tokens, ..
         } => {
-            let req = RefundRequest {
-                account: account_id(*acct),
-                deduction: Some(*of),
-                tokens: tokens.map(|t| TokenAmount::new(t).unwrap()),
-                reason: Some(Reason::parse("job failed").unwrap()),
-            };
+            let req = RefundRequest::new(
+                account_id(*acct),
+                Some(*of),
+                tokens.map(|t| TokenAmount::new(t).unwrap()),
+                Some(Reason::parse("job failed").unwrap()),
+            );
             done(
                 c.refund(&req, idem),
                 |r| Some(Outcome::Tx(r.value.transaction.clone())),
@@ -678,13 +678,13 @@ fn run(op: &Op, c: &Credits<'_>, shared: &Shared) -> Answer {
         Op::CreateHold {
             acct, tokens, secs, ..
         } => {
-            let req = HoldRequest {
-                account: account_id(*acct),
-                tokens: TokenAmount::new(*tokens).unwrap(),
-                operation: operation(),
-                resource: resource(),
-                lifetime: HoldLifetime::new(*secs).unwrap(),
-            };
+            let req = HoldRequest::new(
+                account_id(*acct),
+                TokenAmount::new(*tokens).unwrap(),
+                operation(),
+                resource(),
+                HoldLifetime::new(*secs).unwrap(),
+            );
             done(
                 c.create_hold(&req, idem),
                 |r| Some(Outcome::Hold(r.value.hold.id.clone())),

@@ -24,8 +24,7 @@ fn reachable(metadata: &Value, root: &str) -> BTreeSet<String> {
         .collect();
     let start = names
         .iter()
-        .find(|(_, name)| **name == root)
-        .map(|(id, _)| *id)
+        .find_map(|(id, name)| (*name == root).then_some(*id))
         .unwrap_or_else(|| panic!("{root} is not in the workspace"));
     let mut seen = BTreeSet::new();
     let mut todo = vec![start];

@@ -170,21 +170,30 @@ impl World {
 }
 
 pub fn deduction(account: &AccountId, tokens: u64, project: Option<&str>) -> DeductionRequest {
-    DeductionRequest {
-        account: account.clone(),
-        tokens: TokenAmount::new(tokens).unwrap(),
-        operation: Operation::parse("enrichment").unwrap(),
-        resource: Resource::parse(project, Some("s-1")).unwrap(),
-    }
+    deduction_for(account, tokens, project, "enrichment")
+}
+
+pub fn deduction_for(
+    account: &AccountId,
+    tokens: u64,
+    project: Option<&str>,
+    operation: &str,
+) -> DeductionRequest {
+    DeductionRequest::new(
+        account.clone(),
+        TokenAmount::new(tokens).unwrap(),
+        Operation::parse(operation).unwrap(),
+        Resource::parse(project, Some("s-1")).unwrap(),
+    )
 }
 
 pub fn refund(account: &AccountId, deduction: &Transaction, tokens: Option<u64>) -> RefundRequest {
-    RefundRequest {
-        account: account.clone(),
-        deduction: Some(deduction.id()),
-        tokens: tokens.map(|t| TokenAmount::new(t).unwrap()),
-        reason: Some(Reason::parse("job failed").unwrap()),
-    }
+    RefundRequest::new(
+        account.clone(),
+        Some(deduction.id()),
+        tokens.map(|t| TokenAmount::new(t).unwrap()),
+        Some(Reason::parse("job failed").unwrap()),
+    )
 }
 
 /// The name of an error's variant: what a rule refused, in the domain's terms.

@@ -82,13 +82,13 @@ pub fn hold_request(
     tokens: u64,
     seconds: Option<u64>,
 ) -> credits::HoldRequest {
-    credits::HoldRequest {
-        account: account.clone(),
-        tokens: TokenAmount::new(tokens).unwrap(),
-        operation: credits::Operation::parse("chat").unwrap(),
-        resource: credits::Resource::parse(Some("p-42"), Some("s-9")).unwrap(),
-        lifetime: credits::HoldLifetime::new(seconds).unwrap(),
-    }
+    credits::HoldRequest::new(
+        account.clone(),
+        TokenAmount::new(tokens).unwrap(),
+        credits::Operation::parse("chat").unwrap(),
+        credits::Resource::parse(Some("p-42"), Some("s-9")).unwrap(),
+        credits::HoldLifetime::new(seconds).unwrap(),
+    )
 }
 
 pub fn hold(w: &World, account: &AccountId, tokens: u64) -> credits::Hold {
