@@ -2,10 +2,10 @@
 //! validation happens here, once; what passes cannot hold bad values.
 
 use credits::{
-    AccountId, CreditsError, DeductionRequest, Eur, EventId, HistoryQuery, HoldLifetime,
-    HoldRequest, Operation, Pack, PaymentMethodId, Plan, Reason, RechargeSettings, RefundRequest,
-    Resource, SettledTokens, Timestamp, TokenAmount, TransactionId, TransactionKind, UsageGrouping,
-    UsageQuery,
+    AccountId, CreditsError, DeductionRequest, Eur, EventId, EventQuery, HistoryQuery,
+    HoldLifetime, HoldRequest, Operation, Pack, PaymentMethodId, Plan, Reason, RechargeSettings,
+    RefundRequest, Resource, SettledTokens, Timestamp, TokenAmount, TransactionId, TransactionKind,
+    UsageGrouping, UsageQuery,
 };
 use serde::Deserialize;
 
@@ -246,7 +246,7 @@ impl HistoryParams {
                         ApiError::invalid("limit must be an integer from 1 to 200")
                     })?);
                 }
-                "cursor" => cursor = Some(value.clone()),
+                "cursor" => cursor = Some(HistoryQuery::parse_cursor(value)?),
                 "type" => kind = Some(TransactionKind::parse(value)?),
                 "project" => project = Some(value.clone()),
                 _ => {}
@@ -278,9 +278,7 @@ impl UsageParams {
 pub(crate) struct EventsParams;
 
 impl EventsParams {
-    pub(crate) fn from_query(
-        pairs: &[(String, String)],
-    ) -> Result<(Option<EventId>, Option<u32>), ApiError> {
+    pub(crate) fn from_query(pairs: &[(String, String)]) -> Result<EventQuery, ApiError> {
         let (mut after, mut limit) = (None, None);
         for (name, value) in pairs {
             match name.as_str() {
@@ -297,6 +295,6 @@ impl EventsParams {
                 _ => {}
             }
         }
-        Ok((after, limit))
+        Ok(EventQuery::new(after, limit)?)
     }
 }

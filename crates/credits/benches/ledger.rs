@@ -219,7 +219,7 @@ fn main() {
         let mut cursor = None;
         let mut depth = 0;
         while depth < rows / 2 {
-            let q = HistoryQuery::new(Some(200), cursor.clone(), None, None).unwrap();
+            let q = HistoryQuery::new(Some(200), cursor, None, None).unwrap();
             let page = with_credits(&db, |c| c.history(account, &q)).unwrap();
             cursor = page.next_cursor;
             depth += 200;

@@ -90,6 +90,35 @@ pub struct RecordedEvent {
     pub delivery: DeliveryState,
 }
 
+/// Which page of the event list: after which event, how many (checked here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventQuery {
+    after: Option<EventId>,
+    limit: u32,
+}
+
+impl EventQuery {
+    /// `limit` must be 1–500 (default 100).
+    pub fn new(after: Option<EventId>, limit: Option<u32>) -> Result<Self> {
+        let limit = limit.unwrap_or(DEFAULT_EVENT_PAGE);
+        if !(1..=MAX_EVENT_PAGE).contains(&limit) {
+            return Err(CreditsError::invalid(format!(
+                "limit must be 1-{MAX_EVENT_PAGE}"
+            )));
+        }
+        Ok(Self { after, limit })
+    }
+}
+
+impl Default for EventQuery {
+    fn default() -> Self {
+        Self {
+            after: None,
+            limit: DEFAULT_EVENT_PAGE,
+        }
+    }
+}
+
 /// One page of events, oldest first.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventPage {
@@ -232,14 +261,9 @@ fn recorded_from_row(row: &Row) -> Result<RecordedEvent> {
 }
 
 impl Credits<'_> {
-    /// Recorded events after `after`, oldest first.
-    pub fn events(&self, after: Option<EventId>, limit: Option<u32>) -> Result<EventPage> {
-        let limit = limit.unwrap_or(DEFAULT_EVENT_PAGE);
-        if !(1..=MAX_EVENT_PAGE).contains(&limit) {
-            return Err(CreditsError::invalid(format!(
-                "limit must be 1-{MAX_EVENT_PAGE}"
-            )));
-        }
+    /// Recorded events after the query's `after`, oldest first.
+    pub fn events(&self, query: &EventQuery) -> Result<EventPage> {
+        let EventQuery { after, limit } = *query;
         let rows = self.db.execute(
             concat!(
                 "SELECT ",

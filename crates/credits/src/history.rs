@@ -57,14 +57,14 @@ pub struct Statement {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HistoryPage {
     pub transactions: Vec<Transaction>,
-    pub next_cursor: Option<String>,
+    pub next_cursor: Option<TransactionId>,
 }
 
 /// Which page of which transactions.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistoryQuery {
     limit: u32,
-    cursor: Option<String>,
+    cursor: Option<TransactionId>,
     kind: Option<TransactionKind>,
     project: Option<String>,
 }
@@ -81,11 +81,12 @@ impl Default for HistoryQuery {
 }
 
 impl HistoryQuery {
-    /// `limit` must be 1–200 (default 50); the cursor is checked against the
-    /// account's history when the page is read.
+    /// `limit` must be 1–200 (default 50); the cursor (see
+    /// [`parse_cursor`](Self::parse_cursor)) is checked against the account's
+    /// history when the page is read.
     pub fn new(
         limit: Option<u32>,
-        cursor: Option<String>,
+        cursor: Option<TransactionId>,
         kind: Option<TransactionKind>,
         project: Option<String>,
     ) -> Result<Self> {
@@ -100,6 +101,16 @@ impl HistoryQuery {
             project,
         })
     }
+
+    /// Reads a cursor a page returned (`next_cursor`); anything else is refused
+    /// here, before any storage is asked.
+    pub fn parse_cursor(text: &str) -> Result<TransactionId> {
+        TransactionId::parse(text).ok_or_else(foreign_cursor)
+    }
+}
+
+fn foreign_cursor() -> CreditsError {
+    CreditsError::invalid("cursor is not one this history returned")
 }
 
 // One statement per filter combination, so each uses its own index.
@@ -214,7 +225,7 @@ impl Credits<'_> {
     /// the previous page; entries written meanwhile sort before it, so paging on
     /// returns every entry exactly once.
     pub fn history(&self, account: &AccountId, query: &HistoryQuery) -> Result<HistoryPage> {
-        let before = match &query.cursor {
+        let before = match query.cursor {
             None => i64::MAX,
             Some(cursor) => self.cursor_position(account, cursor)?,
         };
@@ -247,7 +258,7 @@ impl Credits<'_> {
             .map(Transaction::from_row)
             .collect::<Result<Vec<_>>>()?;
         let next_cursor = if more {
-            transactions.last().map(|t| t.id().to_string())
+            transactions.last().map(Transaction::id)
         } else {
             None
         };
@@ -257,14 +268,12 @@ impl Credits<'_> {
         })
     }
 
-    fn cursor_position(&self, account: &AccountId, cursor: &str) -> Result<i64> {
-        let invalid = || CreditsError::invalid("cursor is not one this history returned");
-        let id = TransactionId::parse(cursor).ok_or_else(invalid)?;
+    fn cursor_position(&self, account: &AccountId, cursor: TransactionId) -> Result<i64> {
         let rows = self.db.execute(
             "SELECT seq FROM ledger WHERE seq = ?1 AND account_id = ?2",
-            &[Value::Integer(id.seq()), account.as_str().into()],
+            &[Value::Integer(cursor.seq()), account.as_str().into()],
         )?;
-        rows.first().ok_or_else(invalid)?;
-        Ok(id.seq())
+        rows.first().ok_or_else(foreign_cursor)?;
+        Ok(cursor.seq())
     }
 }

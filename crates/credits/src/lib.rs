@@ -39,8 +39,8 @@ pub use catalog::{Pack, PackListing, Plan, PlanListing, PlanPrices};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{CreditsError, Result};
 pub use events::{
-    DeliveryOutcome, DeliveryReport, DeliveryState, Event, EventId, EventPage, EventTransport,
-    EventsTarget, RecordedEvent, Redelivery, SignedEvent, signature,
+    DeliveryOutcome, DeliveryReport, DeliveryState, Event, EventId, EventPage, EventQuery,
+    EventTransport, EventsTarget, RecordedEvent, Redelivery, SignedEvent, signature,
 };
 pub use history::{AccountSummary, HistoryPage, HistoryQuery, PlanUsage, Statement};
 pub use hold::{

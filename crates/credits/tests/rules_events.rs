@@ -10,8 +10,8 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 
 use credits::{
-    AccountId, Database, DeliveryOutcome, EventId, EventTransport, EventsTarget, Pack, Plan,
-    SignedEvent, signature,
+    AccountId, Database, DeliveryOutcome, EventId, EventQuery, EventTransport, EventsTarget, Pack,
+    Plan, SignedEvent, signature,
 };
 use serde_json::json;
 use support::rules::{DECLINED, VISA, buy, deduct, enable_recharge, hold, method};
@@ -19,7 +19,7 @@ use support::{World, deduction};
 
 /// Every recorded event of `account`, in order.
 fn recorded(w: &World, account: &AccountId) -> Vec<credits::Event> {
-    w.credits_with(|c| c.events(None, Some(500)))
+    w.credits_with(|c| c.events(&EventQuery::new(None, Some(500)).unwrap()))
         .unwrap()
         .events
         .into_iter()
@@ -235,7 +235,7 @@ fn each_event_carries_what_it_is_about_as_it_was_then() {
         .map(|e| serde_json::from_str::<serde_json::Value>(&e.body).unwrap()["data"].clone())
         .collect();
     let listed: Vec<serde_json::Value> = w
-        .credits_with(|c| c.events(None, Some(500)))
+        .credits_with(|c| c.events(&EventQuery::new(None, Some(500)).unwrap()))
         .unwrap()
         .events
         .into_iter()
@@ -371,7 +371,9 @@ fn delivery_is_signed_retried_on_schedule_and_fails_after_three_days() {
             &serde_json::json!(last.id)
         )
     );
-    let page = w.credits_with(|c| c.events(None, None)).unwrap();
+    let page = w
+        .credits_with(|c| c.events(&EventQuery::default()))
+        .unwrap();
     let delivery = &page.events[0].delivery;
     assert_eq!(
         (delivery.status.as_str(), delivery.attempts),
@@ -386,7 +388,9 @@ fn delivery_is_signed_retried_on_schedule_and_fails_after_three_days() {
         deliver(&w, &never);
         w.clock.advance_ms(3_600_000 * 2);
     }
-    let page = w.credits_with(|c| c.events(None, None)).unwrap();
+    let page = w
+        .credits_with(|c| c.events(&EventQuery::default()))
+        .unwrap();
     let failed = &page.events[1].delivery;
     assert_eq!(failed.status, "failed");
     assert!(
@@ -441,14 +445,16 @@ fn events_page_oldest_first() {
         let acct = w.account(id, Plan::Free);
         deduct(&w, &acct, 100_000);
     }
-    let first = w.credits_with(|c| c.events(None, Some(2))).unwrap();
+    let first = w
+        .credits_with(|c| c.events(&EventQuery::new(None, Some(2)).unwrap()))
+        .unwrap();
     assert_eq!(first.events.len(), 2);
     let rest = w
-        .credits_with(|c| c.events(first.next_after, Some(2)))
+        .credits_with(|c| c.events(&EventQuery::new(first.next_after, Some(2)).unwrap()))
         .unwrap();
     assert_eq!(rest.events.len(), 1);
     assert_eq!(rest.next_after, None);
     assert_eq!(rest.events[0].event.account_id, "c");
-    assert!(w.credits_with(|c| c.events(None, Some(0))).is_err());
-    assert!(w.credits_with(|c| c.events(None, Some(501))).is_err());
+    assert!(EventQuery::new(None, Some(0)).is_err());
+    assert!(EventQuery::new(None, Some(501)).is_err());
 }

@@ -140,7 +140,9 @@ fn a_reported_success_grants_once_even_a_purchase_marked_failed() {
         w.count("SELECT COUNT(*) FROM purchases WHERE failure_message IS NULL"),
         1
     );
-    let page = w.credits_with(|c| c.events(None, None)).unwrap();
+    let page = w
+        .credits_with(|c| c.events(&credits::EventQuery::default()))
+        .unwrap();
     let outcomes: Vec<_> = page
         .events
         .iter()

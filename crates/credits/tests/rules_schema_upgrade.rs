@@ -138,7 +138,7 @@ fn stored_events(db: &NativeDb) -> Vec<(String, serde_json::Value)> {
 
 /// `(type, data)` of every event, as the service lists them.
 fn listed(w: &World) -> Vec<(String, serde_json::Value)> {
-    w.credits_with(|c| c.events(None, None))
+    w.credits_with(|c| c.events(&credits::EventQuery::default()))
         .unwrap()
         .events
         .into_iter()

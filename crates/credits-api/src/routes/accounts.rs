@@ -71,8 +71,8 @@ fn change_plan(call: &Call<'_>, credits: &Credits<'_>, id: &str) -> Result<Reply
 fn events(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, ApiError> {
     call.require_service(credits)?;
     call.no_body()?;
-    let (after, limit) = EventsParams::from_query(&call.query())?;
-    Ok(Reply::ok(&credits.events(after, limit)?))
+    let query = EventsParams::from_query(&call.query())?;
+    Ok(Reply::ok(&credits.events(&query)?))
 }
 
 /// Sends an event again, right after this answer.
