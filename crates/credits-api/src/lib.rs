@@ -18,6 +18,8 @@ pub use error::ApiError;
 pub type Request = http::Request<Vec<u8>>;
 /// An outgoing response.
 pub type Response = http::Response<Vec<u8>>;
+/// One group of routes, as `routes` exports them: a component serves one.
+pub type RouteGroup = fn(&Env<'_>, &Request) -> Response;
 
 /// What a request may use of its platform.
 pub struct Env<'a> {

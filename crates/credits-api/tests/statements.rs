@@ -364,55 +364,89 @@ fn statements_per_route() {
     );
     assert_eq!(description, 0, "the API's description opens no store");
     assert_eq!(create, 1, "a new account: one statement");
-    assert_no_full_scans(&api.db);
+    let planned = assert_no_full_scans(&api.db);
+    assert!(planned >= 25, "only {planned} statements planned");
 }
 
-/// Every statement the routes ran finds its rows through a key: `EXPLAIN QUERY
-/// PLAN` shows no `SCAN` of one of the app's tables, whole or along an index (a
-/// `SCAN` of a subquery's row or of the schema's catalog reads none of the
-/// books). One that appears would make some request grow with the ledger.
-fn assert_no_full_scans(db: &Counting) {
-    let tables: BTreeSet<String> = db
-        .db
-        .execute(
-            "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|row| row.text(0).unwrap().to_owned())
-        .collect();
-    assert!(tables.contains("ledger"), "{tables:?}");
+/// Sweeps the recharge check runs across accounts, which read an index or
+/// table through: each statement by a piece of its text, and why that is bounded.
+const SWEEPS: &[(&str, &str)] = &[
+    (
+        "UPDATE holds SET status = 'expired'",
+        "lapsed holds: the partial index of live holds, as many as are in flight",
+    ),
+    (
+        "FROM auto_recharge s JOIN accounts a",
+        "accounts with auto-recharge on, once a minute: as many as have it",
+    ),
+];
+
+/// `EXPLAIN QUERY PLAN` of every statement a route ran (pragmas and the
+/// migration's `LIMIT 0` column probes aside): none may `SCAN` one of the app's
+/// tables, whole or along an index, but the recharge check's [`SWEEPS`]. A `SCAN`
+/// of a subquery's or CTE's rows, of a constant row or of the schema's catalog
+/// reads none of the books. SQLite names a table by its alias in a plan, so any
+/// other `SCAN` counts. The statements triggers run are not in these plans.
+/// Prints the deduction's plan (the bundled SQLite's, as in BENCHMARKS.md);
+/// answers how many statements it planned.
+fn assert_no_full_scans(db: &Counting) -> usize {
     let texts = db.texts.borrow();
     let mut planned = 0;
     for sql in texts.iter() {
         let verb = sql.split_whitespace().next().unwrap_or("");
-        // The migration's column probes (`LIMIT 0`) read no row.
         if !["SELECT", "INSERT", "UPDATE", "DELETE", "WITH"].contains(&verb)
             || sql.ends_with("LIMIT 0")
         {
             continue;
         }
         let params = vec![Value::Null; highest_param(sql)];
-        let plan = db
+        let plan: Vec<(i64, i64, String)> = db
             .db
             .execute(&format!("EXPLAIN QUERY PLAN {sql}"), &params)
-            .unwrap_or_else(|e| panic!("{e}: {sql}"));
+            .unwrap_or_else(|e| panic!("{e}: {sql}"))
+            .iter()
+            .map(|row| {
+                let (id, parent) = (row.int(0).unwrap(), row.int(1).unwrap());
+                (id, parent, row.text(3).unwrap().to_owned())
+            })
+            .collect();
         planned += 1;
-        for row in plan {
-            let detail = row.text(3).unwrap();
-            let mut words = detail.split_whitespace();
-            let scanned = (words.next() == Some("SCAN"))
-                .then(|| words.next())
-                .flatten();
-            let scans_a_table = scanned.is_some_and(|name| tables.contains(name));
-            // The recharge check's sweep of lapsed holds, across accounts, reads
-            // the partial index of live holds only: as many as are in flight.
-            let live_holds_only = detail.ends_with("USING INDEX holds_live");
-            assert!(!scans_a_table || live_holds_only, "{detail}\nin: {sql}");
+        let subqueries: BTreeSet<&str> = plan
+            .iter()
+            .filter_map(|(_, _, detail)| {
+                let (step, name) = detail.split_once(' ')?;
+                ["MATERIALIZE", "CO-ROUTINE"]
+                    .contains(&step)
+                    .then_some(name)
+            })
+            .collect();
+        let sweep = SWEEPS.iter().any(|(text, _)| sql.contains(text));
+        for (_, _, detail) in &plan {
+            let Some(scanned) = detail.strip_prefix("SCAN ") else {
+                continue;
+            };
+            let reads_no_table = scanned.starts_with("(subquery-")
+                || scanned == "CONSTANT ROW"
+                || scanned == "sqlite_schema"
+                || subqueries.contains(scanned);
+            assert!(reads_no_table || sweep, "{detail}\nin: {sql}");
+        }
+        if sql.starts_with("INSERT INTO ledger") && sql.contains("'deduction'") {
+            println!("\nThe deduction's plan:");
+            print_plan(&plan);
         }
     }
-    assert!(planned >= 25, "only {planned} statements planned");
+    planned
+}
+
+/// A plan as SQLite's shell draws it, one step a line under its parent.
+fn print_plan(plan: &[(i64, i64, String)]) {
+    let mut depth = HashMap::new();
+    for (id, parent, detail) in plan {
+        let level = depth.get(parent).map_or(0, |d| d + 1);
+        depth.insert(*id, level);
+        println!("{}{detail}", "   ".repeat(level));
+    }
 }
 
 /// How many parameters `sql` binds: its highest `?N`.
@@ -464,6 +498,7 @@ fn stripe_webhook() -> (String, usize, usize) {
     // A first event makes the adapter's tables, as on a running service.
     deliver("evt_0");
     let (_, _, statements, kv) = deliver("evt_1");
+    assert!(assert_no_full_scans(&api.db) > 0);
     (
         "`POST /api/webhooks/stripe` (`payment_intent.succeeded`, no purchase of ours)".to_owned(),
         statements,

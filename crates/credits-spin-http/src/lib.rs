@@ -3,14 +3,11 @@
 //! the work the request left for after it. Every HTTP component is this call
 //! and a route group.
 
-use credits_api::{AfterAnswer, Env, Request, Response};
+use credits_api::{AfterAnswer, Env, Request, Response, RouteGroup};
 use credits_spin::Invocation;
 use spin_sdk::http::conversions::TryFromIncomingRequest;
 use spin_sdk::http::{IncomingRequest, IntoResponse, OutgoingResponse, ResponseOutparam};
 use spin_sdk::variables;
-
-/// A route group of the API, as `credits_api::routes` exports them.
-pub type RouteGroup = fn(&Env<'_>, &Request) -> Response;
 
 fn serve_on(
     invocation: &Invocation,

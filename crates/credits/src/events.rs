@@ -103,7 +103,7 @@ impl EventQuery {
         let limit = limit.unwrap_or(DEFAULT_EVENT_PAGE);
         if !(1..=MAX_EVENT_PAGE).contains(&limit) {
             return Err(CreditsError::invalid(format!(
-                "limit must be 1-{MAX_EVENT_PAGE}"
+                "limit must be an integer from 1 to {MAX_EVENT_PAGE}"
             )));
         }
         Ok(Self { after, limit })

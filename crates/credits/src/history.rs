@@ -92,7 +92,9 @@ impl HistoryQuery {
     ) -> Result<Self> {
         let limit = limit.unwrap_or(DEFAULT_PAGE);
         if !(1..=MAX_PAGE).contains(&limit) {
-            return Err(CreditsError::invalid(format!("limit must be 1-{MAX_PAGE}")));
+            return Err(CreditsError::invalid(format!(
+                "limit must be an integer from 1 to {MAX_PAGE}"
+            )));
         }
         Ok(Self {
             limit,

@@ -109,6 +109,7 @@ pub struct HoldRequest {
 }
 
 impl HoldRequest {
+    /// Each part was checked when it was made; together they need nothing more.
     #[must_use]
     pub fn new(
         account: AccountId,

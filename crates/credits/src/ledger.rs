@@ -24,6 +24,7 @@ pub struct DeductionRequest {
 }
 
 impl DeductionRequest {
+    /// Each part was checked when it was made; together they need nothing more.
     #[must_use]
     pub fn new(
         account: AccountId,

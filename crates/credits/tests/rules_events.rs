@@ -123,24 +123,13 @@ fn credits_depleted_when_nothing_is_available_holds_counted() {
     assert_eq!(types(&w, &acme), ["credits.depleted"]);
 
     let beta = w.account("beta", Plan::Free);
-    let hold = |account: &credits::AccountId, tokens: u64| {
-        credits::HoldRequest::new(
-            account.clone(),
-            credits::TokenAmount::new(tokens).unwrap(),
-            credits::Operation::parse("chat").unwrap(),
-            credits::Resource::default(),
-            credits::HoldLifetime::new(None).unwrap(),
-        )
-    };
-    w.credits_with(|c| c.create_hold(&hold(&beta, 30_000), None))
-        .unwrap();
+    hold(&w, &beta, 30_000);
     // 70,000 deducted: with 30,000 held, nothing is available.
     deduct(&w, &beta, 70_000);
     assert_eq!(types(&w, &beta), ["credits.depleted"]);
     // A hold that takes the last tokens records it too.
     let gamma = w.account("gamma", Plan::Free);
-    w.credits_with(|c| c.create_hold(&hold(&gamma, 100_000), None))
-        .unwrap();
+    hold(&w, &gamma, 100_000);
     assert_eq!(types(&w, &gamma), ["credits.depleted"]);
 }
 

@@ -9,13 +9,13 @@ pub mod purchase;
 pub mod recharge;
 pub mod settings;
 
-use crate::{Env, Request, Response};
+use crate::{Env, Request, Response, RouteGroup};
 
 /// Dispatches any API path to its group, as `spin.toml` routes them. For native
 /// tests and single-binary hosts; on Spin each group is its own component.
 pub fn serve(env: &Env<'_>, req: &Request) -> Response {
     let path = req.uri().path();
-    let group: fn(&Env<'_>, &Request) -> Response = match path {
+    let group: RouteGroup = match path {
         "/api/admin/accounts" => accounts::serve,
         p if p.starts_with("/api/admin/accounts/") => accounts::serve,
         "/api/admin/events" => accounts::serve,
