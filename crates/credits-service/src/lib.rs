@@ -116,12 +116,22 @@ pub fn with_credits<T>(
 
 /// The scheduled auto-recharge evaluation, at the system's time, and the upkeep
 /// that comes with it.
-// The method path does not fit the closure's higher-ranked lifetime.
-#[allow(clippy::redundant_closure_for_method_calls)]
 pub fn recharge_check(stores: Stores<'_>, config: &Config) -> Result<RechargeReport, CreditsError> {
-    let now = SystemClock.now();
-    let report = with_credits(stores, config, now, |c| c.recharge_check());
-    forget_old_webhook_events(stores, config, now);
+    with_credits(stores, config, SystemClock.now(), |credits| {
+        recharge_check_with(credits, stores, config)
+    })
+}
+
+/// What a recharge check is, on a service already put together (the
+/// on-demand route's, on the request's clock): the evaluation of every account,
+/// then the upkeep, which always goes by the system's time.
+pub fn recharge_check_with(
+    credits: &Credits<'_>,
+    stores: Stores<'_>,
+    config: &Config,
+) -> Result<RechargeReport, CreditsError> {
+    let report = credits.recharge_check();
+    forget_old_webhook_events(stores, config, SystemClock.now());
     report
 }
 
@@ -135,7 +145,7 @@ const WEBHOOK_EVENTS_KEPT_MILLIS: i64 = 30 * 24 * 60 * 60 * 1000;
 /// `now` is the system's time, never a test clock's: a clock ahead would forget
 /// events Stripe may still repeat. A failure is left to the next check, since
 /// nothing else depends on it.
-pub fn forget_old_webhook_events(stores: Stores<'_>, config: &Config, now: Timestamp) {
+fn forget_old_webhook_events(stores: Stores<'_>, config: &Config, now: Timestamp) {
     if let PaymentConfig::Stripe(_) = config.payments {
         let forgotten = StripeTables::new(stores.db)
             .forget_events_before(now.millis() - WEBHOOK_EVENTS_KEPT_MILLIS);

@@ -1,7 +1,7 @@
 //! The service route that runs the auto-recharge evaluation on demand, for
 //! platforms without a cron trigger (an external scheduler calls it).
 
-use credits::{Clock as _, Credits, SystemClock};
+use credits::Credits;
 
 use crate::error::ApiError;
 
@@ -23,7 +23,6 @@ fn check(call: &Call<'_>, credits: &Credits<'_>) -> Result<Reply, ApiError> {
     call.require_service(credits)?;
     call.no_body()?;
     call.payments_usable()?;
-    let report = credits.recharge_check()?;
-    credits_service::forget_old_webhook_events(call.stores(), call.config(), SystemClock.now());
+    let report = credits_service::recharge_check_with(credits, call.stores(), call.config())?;
     Ok(Reply::ok(&report))
 }
