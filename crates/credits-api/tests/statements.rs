@@ -284,7 +284,7 @@ fn statements_per_route() {
         &key,
         Some(json!({"payment_method": "pm_card_visa"})),
     );
-    measure(
+    let purchase = measure(
         "`POST …/purchases`",
         "POST",
         "/api/billing/credits/purchases",
@@ -363,6 +363,10 @@ fn statements_per_route() {
         "the catalog with the service token opens no store"
     );
     assert_eq!(description, 0, "the API's description opens no store");
+    assert_eq!(
+        purchase, 4,
+        "a purchase: its record, the charge, the grant and the granted entry"
+    );
     assert_eq!(create, 1, "a new account: one statement");
     let planned = assert_no_full_scans(&api.db);
     assert!(planned >= 25, "only {planned} statements planned");

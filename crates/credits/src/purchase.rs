@@ -133,10 +133,50 @@ impl Credits<'_> {
         {
             return replay.map(Replayable::replayed);
         }
-        self.check_may_buy(account)?;
         let now = self.now();
         // The purchase must outlive a power failure before its charge is tried.
         self.db.set_durability(Durability::Full)?;
+        // The statement refuses a free plan and a missing payment method itself;
+        // only a refusal reads the account to say why, so a purchase that goes
+        // ahead reads it once. A plan or payment method that changed between the
+        // two makes the purchase allowed by now: it is recorded then.
+        let mut attempts = 0;
+        let row = loop {
+            let rows = match self.record_purchase(account, pack, idem, now)? {
+                Written::Rows(rows) => rows,
+                Written::Replayed(outcome) => return outcome,
+            };
+            if let Some(row) = rows.into_iter().next() {
+                break row;
+            }
+            self.check_may_buy(account)?;
+            attempts += 1;
+            if attempts == 2 {
+                return Err(CreditsError::Internal(
+                    "purchase refused by the database, allowed by the account".into(),
+                ));
+            }
+        };
+        let pending = PendingPurchase {
+            id: row.text(0)?.to_owned(),
+            account: account.clone(),
+            source: PurchaseSource::Manual,
+            payment_method: row.text(1)?.to_owned(),
+            amount: Eur::from_cents(row.int(2)?),
+            began: self.now(),
+        };
+        answer(&pending, pack.id(), self.charge_new(&pending)).map(Replayable::fresh)
+    }
+
+    /// Records a manual purchase, pending, if the account may buy it: its row,
+    /// none if refused, or the earlier purchase with the same key.
+    fn record_purchase(
+        &self,
+        account: &AccountId,
+        pack: Pack,
+        idem: Option<&Idempotency>,
+        now: Timestamp,
+    ) -> Result<Written<Result<Replayable<PurchaseReceipt>>>> {
         let result = self.db.execute(
             "INSERT INTO purchases (id, account_id, source, pack, tokens, amount_cents, payment_method,
                                     status, idempotency_key, request_hash, period, created_at, updated_at)
@@ -157,42 +197,11 @@ impl Credits<'_> {
                 Value::Integer(now.millis()),
             ],
         );
-        let rows = match written_or_replayed(result, idem, |i| self.purchase_replay(account, i))? {
-            Written::Rows(rows) => rows,
-            Written::Replayed(outcome) => return outcome.map(Replayable::replayed),
-        };
-        let Some(row) = rows.first() else {
-            // The plan or payment method changed since the check above.
-            self.check_may_buy(account)?;
-            return Err(CreditsError::Internal(
-                "purchase refused by the database".into(),
-            ));
-        };
-        let pending = PendingPurchase {
-            id: row.text(0)?.to_owned(),
-            account: account.clone(),
-            source: PurchaseSource::Manual,
-            payment_method: row.text(1)?.to_owned(),
-            amount: Eur::from_cents(row.int(2)?),
-            began: self.now(),
-        };
-        self.answer(&pending, pack.id()).map(Replayable::fresh)
-    }
-
-    /// Settles a manual purchase and answers it: granted, declined, waiting for
-    /// the cardholder, or pending while the provider's outcome is unknown.
-    fn answer(&self, pending: &PendingPurchase, pack: &str) -> Result<PurchaseReceipt> {
-        match self.settle(pending) {
-            Err(CreditsError::ProviderUnavailable(_)) => {
-                Err(CreditsError::PaymentPending(PendingPurchaseView {
-                    id: pending.id.clone(),
-                    status: "pending",
-                    pack: pack.to_owned(),
-                    amount_eur: pending.amount,
-                }))
-            }
-            settled => settled?.into_answer(),
-        }
+        written_or_replayed(result, idem, |i| {
+            Ok(self
+                .purchase_replay(account, i)?
+                .map(|outcome| outcome.map(Replayable::replayed)))
+        })
     }
 
     /// A free plan may not buy (checked before the payment method).
@@ -236,7 +245,7 @@ impl Credits<'_> {
             ("failed", message) => Err(CreditsError::PaymentDeclined(
                 message.unwrap_or("declined").to_owned(),
             )),
-            _ => self.answer(&pending, row.text(6)?),
+            _ => answer(&pending, row.text(6)?, self.settle(&pending)),
         }))
     }
 
@@ -246,6 +255,13 @@ impl Credits<'_> {
         if let Some(receipt) = self.granted(&purchase.id)? {
             return Ok(Settlement::Granted(receipt));
         }
+        self.charge_new(purchase)
+    }
+
+    /// [`settle`](Self::settle) for a purchase this request has just recorded:
+    /// nothing can have granted it yet (its id was never given out), so it is
+    /// charged without asking. Still safe to repeat, like `settle`.
+    pub(crate) fn charge_new(&self, purchase: &PendingPurchase) -> Result<Settlement> {
         // A provider forgets an idempotency key after a day: the same request
         // then would charge again, so an older purchase is only looked up.
         if purchase.began.millis() <= self.now().millis() - KEY_REMEMBERED_MILLIS {
@@ -575,6 +591,27 @@ const SEARCH_SETTLES_MILLIS: i64 = 3_600_000;
 const SWEEP_BATCH: i64 = 20;
 const SWEEP_FIRST_WAIT_MILLIS: i64 = 60_000;
 const SWEEP_LONGEST_WAIT_MILLIS: i64 = 3_600_000;
+
+/// Answers a manual purchase by how it was settled: granted, declined,
+/// waiting for the cardholder, or pending while the provider's outcome is
+/// unknown.
+fn answer(
+    pending: &PendingPurchase,
+    pack: &str,
+    settled: Result<Settlement>,
+) -> Result<PurchaseReceipt> {
+    match settled {
+        Err(CreditsError::ProviderUnavailable(_)) => {
+            Err(CreditsError::PaymentPending(PendingPurchaseView {
+                id: pending.id.clone(),
+                status: "pending",
+                pack: pack.to_owned(),
+                amount_eur: pending.amount,
+            }))
+        }
+        settled => settled?.into_answer(),
+    }
+}
 
 fn receipt(row: &crate::store::Row) -> Result<PurchaseReceipt> {
     Ok(PurchaseReceipt {

@@ -293,7 +293,7 @@ impl Credits<'_> {
             began: now,
         };
         let tokens = row.tokens(3)?;
-        Ok(match self.settle(&pending)? {
+        Ok(match self.charge_new(&pending)? {
             Settlement::Granted(_) => RechargeOutcome::Recharged { tokens },
             Settlement::Declined(_) | Settlement::Waiting { .. } => RechargeOutcome::Failed,
         })
