@@ -285,7 +285,7 @@ fn statements_per_route() {
         Some(json!({"payment_method": "pm_card_visa"})),
     );
     let purchase = measure(
-        "`POST …/purchases`",
+        "`POST …/purchases` (without `Idempotency-Key`; with one, 5)",
         "POST",
         "/api/billing/credits/purchases",
         &key,

@@ -258,9 +258,12 @@ impl Credits<'_> {
         self.charge_new(purchase)
     }
 
-    /// [`settle`](Self::settle) for a purchase this request has just recorded:
-    /// nothing can have granted it yet (its id was never given out), so it is
-    /// charged without asking. Still safe to repeat, like `settle`.
+    /// [`settle`](Self::settle) for a purchase this request has just recorded,
+    /// charged without first asking whether it was granted: almost never so,
+    /// and harmless if it was. A racing replay with the same key or the sweep
+    /// may settle it at the same time; the charge's key is the purchase id, so
+    /// the provider charges once, and the grant writes its entry only on the
+    /// change to succeeded, so it is granted once.
     pub(crate) fn charge_new(&self, purchase: &PendingPurchase) -> Result<Settlement> {
         // A provider forgets an idempotency key after a day: the same request
         // then would charge again, so an older purchase is only looked up.
