@@ -56,21 +56,34 @@ pub(crate) struct PendingPurchase {
 }
 
 impl PendingPurchase {
+    /// From a row that starts `id, payment_method, amount_cents`, of a purchase
+    /// whose account, source and start the caller knows.
+    pub(crate) fn recorded(
+        row: &crate::store::Row,
+        account: AccountId,
+        source: PurchaseSource,
+        began: Timestamp,
+    ) -> Result<Self> {
+        Ok(Self {
+            id: row.text(0)?.to_owned(),
+            account,
+            source,
+            payment_method: row.text(1)?.to_owned(),
+            amount: Eur::from_cents(row.int(2)?),
+            began,
+        })
+    }
+
     /// From a row that starts `id, payment_method, amount_cents, account_id,
     /// source, created_at`.
     fn from_row(row: &crate::store::Row) -> Result<Self> {
-        Ok(Self {
-            id: row.text(0)?.to_owned(),
-            payment_method: row.text(1)?.to_owned(),
-            amount: Eur::from_cents(row.int(2)?),
-            account: AccountId::parse(row.text(3)?)?,
-            source: if row.text(4)? == "manual" {
-                PurchaseSource::Manual
-            } else {
-                PurchaseSource::AutoRecharge
-            },
-            began: Timestamp::from_millis(row.int(5)?),
-        })
+        let source = if row.text(4)? == "manual" {
+            PurchaseSource::Manual
+        } else {
+            PurchaseSource::AutoRecharge
+        };
+        let began = Timestamp::from_millis(row.int(5)?);
+        Self::recorded(row, AccountId::parse(row.text(3)?)?, source, began)
     }
 }
 
@@ -157,14 +170,8 @@ impl Credits<'_> {
                 ));
             }
         };
-        let pending = PendingPurchase {
-            id: row.text(0)?.to_owned(),
-            account: account.clone(),
-            source: PurchaseSource::Manual,
-            payment_method: row.text(1)?.to_owned(),
-            amount: Eur::from_cents(row.int(2)?),
-            began: self.now(),
-        };
+        let pending =
+            PendingPurchase::recorded(&row, account.clone(), PurchaseSource::Manual, self.now())?;
         answer(&pending, pack.id(), self.charge_new(&pending)).map(Replayable::fresh)
     }
 
@@ -233,14 +240,9 @@ impl Credits<'_> {
             return Ok(None);
         };
         check_fingerprint(row, 5, idem)?;
-        let pending = PendingPurchase {
-            id: row.text(0)?.to_owned(),
-            account: account.clone(),
-            source: PurchaseSource::Manual,
-            payment_method: row.text(1)?.to_owned(),
-            amount: Eur::from_cents(row.int(2)?),
-            began: Timestamp::from_millis(row.int(7)?),
-        };
+        let began = Timestamp::from_millis(row.int(7)?);
+        let pending =
+            PendingPurchase::recorded(row, account.clone(), PurchaseSource::Manual, began)?;
         Ok(Some(match (row.text(3)?, row.opt_text(4)?) {
             ("failed", message) => Err(CreditsError::PaymentDeclined(
                 message.unwrap_or("declined").to_owned(),

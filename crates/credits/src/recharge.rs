@@ -284,14 +284,8 @@ impl Credits<'_> {
         let Some(row) = rows.first() else {
             return self.unbought(account);
         };
-        let pending = PendingPurchase {
-            id: row.text(0)?.to_owned(),
-            account: account.clone(),
-            source: PurchaseSource::AutoRecharge,
-            payment_method: row.text(1)?.to_owned(),
-            amount: Eur::from_cents(row.int(2)?),
-            began: now,
-        };
+        let pending =
+            PendingPurchase::recorded(row, account.clone(), PurchaseSource::AutoRecharge, now)?;
         let tokens = row.tokens(3)?;
         Ok(match self.charge_new(&pending)? {
             Settlement::Granted(_) => RechargeOutcome::Recharged { tokens },
